@@ -1,0 +1,143 @@
+#include "base/metrics.h"
+
+#include <cassert>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+
+namespace base {
+
+Histogram::Histogram(std::vector<double> bounds)
+    : bounds_(std::move(bounds)),
+      buckets_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
+  for (size_t i = 0; i <= bounds_.size(); ++i) buckets_[i].store(0);
+}
+
+void Histogram::Observe(double v) {
+  size_t i = 0;
+  while (i < bounds_.size() && v > bounds_[i]) ++i;
+  buckets_[i].fetch_add(1, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+  if (v > 0) sum_micro_.fetch_add(static_cast<uint64_t>(std::llround(v * 1e6)),
+                                  std::memory_order_relaxed);
+}
+
+std::vector<uint64_t> Histogram::BucketCounts() const {
+  std::vector<uint64_t> out(bounds_.size() + 1);
+  for (size_t i = 0; i <= bounds_.size(); ++i) out[i] = buckets_[i].load(std::memory_order_relaxed);
+  return out;
+}
+
+double Histogram::Sum() const {
+  return static_cast<double>(sum_micro_.load(std::memory_order_relaxed)) / 1e6;
+}
+
+std::vector<double> Histogram::LatencyBuckets() {
+  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+          0.05,    0.1,    0.25,    0.5,    1,     2.5,    5,     10,   30,    60};
+}
+
+Registry::Family& Registry::FamilyFor(const std::string& name, const std::string& help,
+                                      Kind kind) {
+  auto [it, inserted] = families_.try_emplace(name);
+  if (inserted) {
+    it->second.kind = kind;
+    it->second.help = help;
+  }
+  // Registering one name with two kinds is a programming error.
+  if (it->second.kind != kind) {
+    std::fprintf(stderr, "%s:%d: metric %s registered with two kinds\n", __FILE__, __LINE__,
+                 name.c_str());
+    std::abort();
+  }
+  return it->second;
+}
+
+Counter* Registry::GetCounter(const std::string& name, const std::string& help,
+                              const std::string& labels) {
+  std::lock_guard lock(mu_);
+  auto& slot = FamilyFor(name, help, Kind::kCounter).counters[labels];
+  if (!slot) slot = std::make_unique<Counter>();
+  return slot.get();
+}
+
+Gauge* Registry::GetGauge(const std::string& name, const std::string& help,
+                          const std::string& labels) {
+  std::lock_guard lock(mu_);
+  auto& slot = FamilyFor(name, help, Kind::kGauge).gauges[labels];
+  if (!slot) slot = std::make_unique<Gauge>();
+  return slot.get();
+}
+
+Histogram* Registry::GetHistogram(const std::string& name, const std::string& help,
+                                  const std::string& labels, std::vector<double> bounds) {
+  std::lock_guard lock(mu_);
+  auto& slot = FamilyFor(name, help, Kind::kHistogram).histograms[labels];
+  if (!slot) slot = std::make_unique<Histogram>(std::move(bounds));
+  return slot.get();
+}
+
+namespace {
+
+std::string FormatDouble(double v) {
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  // Shorten when exact shorter forms exist.
+  for (int prec = 1; prec < 17; ++prec) {
+    char shorter[64];
+    std::snprintf(shorter, sizeof shorter, "%.*g", prec, v);
+    if (std::strtod(shorter, nullptr) == v) return shorter;
+  }
+  return buf;
+}
+
+std::string WithLabels(const std::string& name, const std::string& labels,
+                       const std::string& extra = "") {
+  std::string all = labels;
+  if (!extra.empty()) all = all.empty() ? extra : all + "," + extra;
+  return all.empty() ? name : name + "{" + all + "}";
+}
+
+std::string EscapeHelp(const std::string& help) {
+  std::string out;
+  for (char c : help) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string Registry::RenderPrometheus() const {
+  std::lock_guard lock(mu_);
+  std::ostringstream out;
+  for (const auto& [name, fam] : families_) {
+    const char* type = fam.kind == Kind::kCounter ? "counter"
+                       : fam.kind == Kind::kGauge ? "gauge"
+                                                  : "histogram";
+    out << "# HELP " << name << ' ' << EscapeHelp(fam.help) << '\n';
+    out << "# TYPE " << name << ' ' << type << '\n';
+    for (const auto& [labels, c] : fam.counters)
+      out << WithLabels(name, labels) << ' ' << c->Value() << '\n';
+    for (const auto& [labels, g] : fam.gauges)
+      out << WithLabels(name, labels) << ' ' << g->Value() << '\n';
+    for (const auto& [labels, h] : fam.histograms) {
+      auto counts = h->BucketCounts();
+      uint64_t cum = 0;
+      for (size_t i = 0; i < counts.size(); ++i) {
+        cum += counts[i];
+        std::string le = i < h->Bounds().size() ? FormatDouble(h->Bounds()[i]) : "+Inf";
+        out << WithLabels(name + "_bucket", labels, "le=\"" + le + "\"") << ' ' << cum << '\n';
+      }
+      out << WithLabels(name + "_sum", labels) << ' ' << FormatDouble(h->Sum()) << '\n';
+      out << WithLabels(name + "_count", labels) << ' ' << cum << '\n';
+    }
+  }
+  return out.str();
+}
+
+}  // namespace base

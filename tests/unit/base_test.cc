@@ -1,0 +1,59 @@
+#include <catch2/catch.hpp>
+#include <thread>
+
+#include "base/append_buffer.h"
+#include "base/metrics.h"
+#include "base/result.h"
+
+TEST_CASE("Result carries a value or an errno-bearing error", "[base]") {
+  base::Result<int> good(7);
+  REQUIRE(good.ok());
+  REQUIRE(*good == 7);
+  base::Result<int> bad(base::Error(ENOENT, "no such thing"));
+  REQUIRE_FALSE(bad.ok());
+  REQUIRE(bad.error().Errno() == ENOENT);
+  REQUIRE(bad.error().Wrap("lookup a").ToString() == "ENOENT: lookup a: no such thing");
+  base::Status st = base::Ok();
+  REQUIRE(st.ok());
+}
+
+TEST_CASE("AppendBuffer streams to a waiting reader", "[base]") {
+  base::AppendBuffer buf;
+  std::string seen;
+  std::thread reader([&] {
+    uint64_t off = 0;
+    for (;;) {
+      auto r = buf.WaitFor(off, std::chrono::steady_clock::now() + std::chrono::seconds(5));
+      if (r == base::AppendBuffer::WaitResult::kClosed) break;
+      REQUIRE(r == base::AppendBuffer::WaitResult::kData);
+      std::string chunk;
+      off += buf.Read(off, 1 << 20, &chunk);
+      seen += chunk;
+    }
+  });
+  REQUIRE(buf.Append("hello ") == 0);
+  REQUIRE(buf.Append("world") == 6);
+  buf.Close();
+  reader.join();
+  REQUIRE(seen == "hello world");
+  REQUIRE(buf.WaitFor(11, std::chrono::steady_clock::now()) ==
+          base::AppendBuffer::WaitResult::kClosed);
+}
+
+TEST_CASE("Registry renders Prometheus text with HELP and TYPE", "[base]") {
+  base::Registry reg;
+  reg.GetCounter("pfs_fuse_ops_total", "FUSE operations", "op=\"read\"")->Inc(3);
+  reg.GetGauge("pfs_dirty_bytes", "Dirty bytes")->Set(42);
+  auto* h = reg.GetHistogram("pfs_flush_seconds", "Flush latency", "", {0.1, 1});
+  h->Observe(0.05);
+  h->Observe(0.5);
+  h->Observe(5);
+  std::string text = reg.RenderPrometheus();
+  REQUIRE(text.find("# TYPE pfs_fuse_ops_total counter\npfs_fuse_ops_total{op=\"read\"} 3\n") !=
+          std::string::npos);
+  REQUIRE(text.find("pfs_dirty_bytes 42\n") != std::string::npos);
+  REQUIRE(text.find("pfs_flush_seconds_bucket{le=\"0.1\"} 1\n") != std::string::npos);
+  REQUIRE(text.find("pfs_flush_seconds_bucket{le=\"1\"} 2\n") != std::string::npos);
+  REQUIRE(text.find("pfs_flush_seconds_bucket{le=\"+Inf\"} 3\n") != std::string::npos);
+  REQUIRE(text.find("pfs_flush_seconds_count 3\n") != std::string::npos);
+}
