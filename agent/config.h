@@ -1,0 +1,120 @@
+// Typed, validated configuration of pfsagentd (the [Agent] section of the INI file).
+//
+// Every member is named exactly like its INI key (spec/AGENT.md §3) so that grep finds both.
+// Defaults are the values of the original's shipped pfsagent.conf, except HTTPServerIPAddr
+// (127.0.0.1 instead of 0.0.0.0). FUSEAllowOther is an extra key of ours (default false).
+// docs/configuration.md documents every key, its bounds and the exit codes.
+//
+// Thread-safety: AgentConfig is a plain value type; LoadConfig and ConfigToJson are pure
+// functions (LoadConfig reads files, or stdin for "-") and may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace agent {
+
+struct AgentConfig {
+  // FUSE mount.
+  std::string FUSEVolumeName = "CommonVolume";
+  std::string FUSEMountPointPath = "AgentMountPoint";
+  std::chrono::nanoseconds FUSEUnMountRetryDelay = std::chrono::milliseconds(100);
+  uint64_t FUSEUnMountRetryCap = 100;
+  bool FUSEAllowOther = false;  // ours: mount with allow_other (+ default_permissions).
+
+  // Auth plug-in.
+  std::string PlugInPath = "pfsagentd-swift-auth-plugin";
+  std::string PlugInEnvName = "SwiftAuthBlob";
+  // Decoded INI value (INI escapes applied; its own \uXXXX are JSON's). May be empty (= absent).
+  // SECRET: never log it; print it only through ConfigToJson(cfg, /*redact=*/true).
+  std::string PlugInEnvValue;
+
+  // Swift HTTP client.
+  std::chrono::nanoseconds SwiftTimeout = std::chrono::minutes(10);
+  uint64_t SwiftRetryLimit = 10;
+  std::chrono::nanoseconds SwiftRetryDelay = std::chrono::seconds(1);
+  uint8_t SwiftRetryDelayVariance = 25;  // percent, 1..100
+  double SwiftRetryExpBackoff = 1.4;
+  uint64_t SwiftConnectionPoolSize = 200;
+
+  // Extent maps and caches.
+  uint64_t FetchExtentsFromFileOffset = 32;
+  uint64_t FetchExtentsBeforeFileOffset = 0;
+  uint64_t ReadCacheLineSize = 1048576;
+  uint64_t ReadCacheLineCount = 1000;
+  uint64_t SharedFileLimit = 1000;
+  uint64_t ExclusiveFileLimit = 100;
+  uint64_t DirtyFileLimit = 50;
+
+  // Leases.
+  uint64_t LeaseRetryLimit = 10;
+  std::chrono::nanoseconds LeaseRetryDelay = std::chrono::seconds(1);
+  uint8_t LeaseRetryDelayVariance = 25;  // percent, 1..100
+  double LeaseRetryExpBackoff = 1.4;
+  uint64_t SharedLeaseLimit = 1000;
+  uint64_t ExclusiveLeaseLimit = 100;
+  uint64_t ExtentMapEntryLimit = 1048576;
+
+  // Write-back.
+  uint64_t DirtyLogSegmentLimit = 50;
+  uint64_t MaxFlushSize = 10485760;
+  std::chrono::nanoseconds MaxFlushTime = std::chrono::milliseconds(200);
+
+  // Logging.
+  std::string LogFilePath = "/var/log/pfsagentd.log";  // empty = no log file
+  bool LogToConsole = true;
+  bool TraceEnabled = false;
+
+  // Status HTTP server.
+  std::string HTTPServerIPAddr = "127.0.0.1";
+  uint16_t HTTPServerTCPPort = 9090;
+
+  // FUSE behaviour and INIT.
+  bool ReadDirPlusEnabled = false;
+  bool XAttrEnabled = false;
+  std::chrono::nanoseconds EntryDuration = std::chrono::nanoseconds(0);
+  std::chrono::nanoseconds AttrDuration = std::chrono::nanoseconds(0);
+  uint64_t AttrBlockSize = 65536;  // 1..2^32-1
+  uint64_t ReaddirMaxEntries = 1024;
+  uint16_t FUSEMaxBackground = 100;
+  uint16_t FUSECongestionThreshhold = 0;  // sic: original spelling
+  uint32_t FUSEMaxWrite = 131072;
+
+  // retryrpc.
+  std::chrono::nanoseconds RetryRPCDeadlineIO = std::chrono::seconds(60);
+  std::chrono::nanoseconds RetryRPCKeepAlivePeriod = std::chrono::seconds(60);
+  // Optional overrides of the mount reply (empty / 0 = use what RpcMountByAccountName returns).
+  std::string RetryRPCPublicIPAddr;
+  uint16_t RetryRPCPort = 0;
+  std::string RetryRPCCACertFilePath;
+};
+
+// Loads `path` ("-" = stdin), applies `overrides` ("Section.Key=values" or
+// "Section.Key: values", in order, each replacing the key's whole value list), then types and
+// validates the [Agent] section. Missing keys keep the defaults above.
+// Non-fatal findings (unknown [Agent] key, ignored sections) are appended to `warnings`
+// (may be null), each naming file, line and key.
+// Errors: EINVAL with a message naming file, line, key, the bad value and what was expected,
+// e.g. `pfsagent.conf:12: [Agent] ReadCacheLineCount = "0": must be >= 1`; ENOENT/EACCES/EIO
+// for unreadable files (message names the file). The message never contains PlugInEnvValue.
+// Blocking: reads the file(s) (or stdin) to the end.
+base::Result<AgentConfig> LoadConfig(const std::string& path,
+                                     const std::vector<std::string>& overrides,
+                                     std::vector<std::string>* warnings);
+
+// The config as an indented JSON object with one field per key (INI names), durations as
+// integer nanoseconds (like the original's GET /config). With `redact`, PlugInEnvValue is
+// redacted: if it is a JSON object its keys are kept and the values of secret-looking keys
+// (name containing authkey, key, password, token or secret, case-insensitive) become
+// "<redacted>"; if it is not a JSON object it is replaced entirely by "<redacted>".
+// Empty PlugInEnvValue stays "". Never throws.
+std::string ConfigToJson(const AgentConfig& config, bool redact);
+
+// Only the redaction of PlugInEnvValue, as used by ConfigToJson (exposed for tests/logging).
+std::string RedactPlugInEnvValue(const std::string& value);
+
+}  // namespace agent
