@@ -216,7 +216,7 @@ struct FetchExtentMapChunkReply {
   uint64_t FileOffsetRangeStart = 0;
   uint64_t FileOffsetRangeEnd = 0;
   uint64_t FileSize = 0;
-  std::vector<ExtentMapEntry> ExtentMapEntry;
+  std::vector<jrpcfs::ExtentMapEntry> ExtentMapEntry;
 };
 
 // Leases (WIRE.md §8)
