@@ -1,0 +1,415 @@
+#include "agent/status_server.h"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <future>
+#include <list>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+namespace agent {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = boost::asio::ip::tcp;
+
+namespace {
+
+constexpr auto kIoTimeout = std::chrono::seconds(10);
+constexpr auto kStopGrace = std::chrono::seconds(3);
+
+// Endpoint paths after trailing-slash stripping; "" is the index.
+const char* const kPaths[] = {"", "/version", "/config", "/metrics", "/stats", "/leases",
+                              "/health"};
+
+std::string StripTrailingSlashes(std::string_view path) {
+  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+  return std::string(path);
+}
+
+// Returns the value of `key` in a query string ("a=1&compact=true"), or nullopt-like flag.
+bool QueryValue(std::string_view query, std::string_view key, std::string* value) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view item = query.substr(0, amp);
+    size_t eq = item.find('=');
+    std::string_view k = item.substr(0, eq);
+    if (k == key) {
+      *value = eq == std::string_view::npos ? "" : std::string(item.substr(eq + 1));
+      return true;
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return false;
+}
+
+std::string IndexHtml(const std::string& version) {
+  std::string out =
+      "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>pfsagentd</title></head>\n"
+      "<body><h1>pfsagentd ";
+  for (char c : version) {  // minimal HTML escaping of the version string
+    if (c == '<') out += "&lt;";
+    else if (c == '>') out += "&gt;";
+    else if (c == '&') out += "&amp;";
+    else out += c;
+  }
+  out +=
+      "</h1>\n<ul>\n"
+      "<li><a href=\"/version\">/version</a> version (readiness probe)</li>\n"
+      "<li><a href=\"/health\">/health</a> health checks</li>\n"
+      "<li><a href=\"/config\">/config</a> configuration (secrets redacted)</li>\n"
+      "<li><a href=\"/metrics\">/metrics</a> Prometheus metrics</li>\n"
+      "<li><a href=\"/stats\">/stats</a> statistics</li>\n"
+      "<li><a href=\"/leases\">/leases</a> lease table</li>\n"
+      "</ul></body></html>\n";
+  return out;
+}
+
+int64_t CountOpenFds() {
+  DIR* d = ::opendir("/proc/self/fd");
+  if (d == nullptr) return -1;
+  int64_t n = 0;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  ::closedir(d);
+  return n - 1;  // the directory stream's own fd
+}
+
+}  // namespace
+
+struct StatusServer::Impl : std::enable_shared_from_this<StatusServer::Impl> {
+  // Immutable after construction.
+  std::string ip;
+  uint16_t requested_port;
+  base::Registry& registry;
+  Providers providers;
+  std::string version;
+
+  std::atomic<bool> ready{false};
+  std::atomic<uint16_t> bound_port{0};
+  std::atomic<int> active_sessions{0};
+  std::atomic<bool> stopping{false};
+
+  // Metrics (registered at construction).
+  std::vector<std::pair<std::string, base::Counter*>> path_counters;
+  base::Counter* other_counter = nullptr;
+  base::Gauge* rss_bytes = nullptr;
+  base::Gauge* open_fds = nullptr;
+  base::Gauge* threads = nullptr;
+
+  // Server machinery. Lock order: start_mu only (never held while calling providers).
+  std::mutex start_mu;
+  net::io_context ioc{1};
+  std::unique_ptr<tcp::acceptor> acceptor;  // touched on the io thread once started
+  std::thread thread;
+  std::future<void> run_done;
+  bool started = false;
+  bool stopped = false;
+
+  Impl(std::string ip_in, uint16_t port_in, base::Registry& reg, Providers prov,
+       std::string ver)
+      : ip(std::move(ip_in)),
+        requested_port(port_in),
+        registry(reg),
+        providers(std::move(prov)),
+        version(std::move(ver)) {
+    for (const char* p : kPaths) {
+      std::string label = std::string("path=\"") + (*p ? p : "/") + "\"";
+      path_counters.emplace_back(
+          p, registry.GetCounter("pfsagent_status_http_requests_total",
+                                 "HTTP requests served by the status server, by path", label));
+    }
+    other_counter = registry.GetCounter("pfsagent_status_http_requests_total",
+                                        "HTTP requests served by the status server, by path",
+                                        "path=\"other\"");
+    registry.GetGauge("pfsagent_build_info", "Constant 1, labelled with the agent version",
+                      "version=\"" + EscapeLabel(version) + "\"")
+        ->Set(1);
+    rss_bytes = registry.GetGauge("process_resident_memory_bytes",
+                                  "Resident set size of the agent process in bytes");
+    open_fds = registry.GetGauge("process_open_fds", "Open file descriptors of the agent");
+    threads = registry.GetGauge("process_threads", "Threads of the agent process");
+  }
+
+  static std::string EscapeLabel(const std::string& v) {
+    std::string out;
+    for (char c : v) {
+      if (c == '\\' || c == '"') out += '\\';
+      if (c == '\n') {
+        out += "\\n";
+        continue;
+      }
+      out += c;
+    }
+    return out;
+  }
+
+  void UpdateProcessGauges() const {
+    std::ifstream statm("/proc/self/statm");
+    long size = 0, resident = 0;
+    if (statm >> size >> resident) rss_bytes->Set(resident * ::sysconf(_SC_PAGESIZE));
+    open_fds->Set(CountOpenFds());
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("Threads:", 0) == 0) {
+        threads->Set(std::atoll(line.c_str() + 8));
+        break;
+      }
+    }
+  }
+
+  void Count(const std::string& path) const {
+    for (const auto& [p, c] : path_counters) {
+      if (p == path) {
+        c->Inc();
+        return;
+      }
+    }
+    other_counter->Inc();
+  }
+
+  Response Handle(std::string_view method, std::string_view target) const {
+    std::string_view path_part = target;
+    std::string_view query;
+    size_t q = target.find('?');
+    if (q != std::string_view::npos) {
+      path_part = target.substr(0, q);
+      query = target.substr(q + 1);
+    }
+    std::string path = StripTrailingSlashes(path_part);
+    Count(path);
+    if (method != "GET") return Response{405, "", ""};
+    try {
+      if (path.empty()) return Response{200, "text/html; charset=utf-8", IndexHtml(version)};
+      if (path == "/version") {
+        if (!ready.load()) return Response{503, "text/plain; charset=utf-8", "not ready\n"};
+        return Response{200, "text/plain; charset=utf-8", version};
+      }
+      if (path == "/config") {
+        std::string raw = providers.config_json ? providers.config_json() : "{}";
+        nlohmann::json j = nlohmann::json::parse(raw);
+        std::string value;
+        bool compact = QueryValue(query, "compact", &value) && !value.empty() &&
+                       value != "0" && value != "false";
+        std::string body = compact ? j.dump() : j.dump(1, '\t') + "\n";
+        return Response{200, "application/json", std::move(body)};
+      }
+      if (path == "/metrics") {
+        UpdateProcessGauges();
+        return Response{200, "text/plain; version=0.0.4; charset=utf-8",
+                        registry.RenderPrometheus()};
+      }
+      if (path == "/stats") {
+        return Response{200, "text/plain; charset=utf-8",
+                        providers.stats_text ? providers.stats_text() : ""};
+      }
+      if (path == "/leases") {
+        return Response{200, "application/json",
+                        providers.leases_json ? providers.leases_json() : "{}\n"};
+      }
+      if (path == "/health") {
+        HealthReport report;
+        report.Add("ready", ready.load(), ready.load() ? "" : "not mounted yet");
+        if (providers.health) {
+          for (auto& c : providers.health().checks) report.checks.push_back(std::move(c));
+        }
+        return Response{report.Healthy() ? 200u : 503u, "text/plain; charset=utf-8",
+                        report.ToText()};
+      }
+    } catch (const std::exception& e) {
+      // A provider failed (bad JSON, exception): report it without taking the server down.
+      return Response{500, "text/plain; charset=utf-8",
+                      std::string("internal error: ") + e.what() + "\n"};
+    }
+    return Response{404, "", ""};
+  }
+
+  // ---- networking (io thread only) ----
+
+  class Session : public std::enable_shared_from_this<Session> {
+   public:
+    Session(tcp::socket socket, std::shared_ptr<Impl> impl)
+        : stream_(std::move(socket)), impl_(std::move(impl)) {
+      impl_->active_sessions.fetch_add(1);
+    }
+    ~Session() { impl_->active_sessions.fetch_sub(1); }
+
+    void Read() {
+      if (impl_->stopping.load()) return Close();
+      req_ = {};
+      reading_ = true;
+      stream_.expires_after(kIoTimeout);
+      http::async_read(stream_, buffer_, req_,
+                       [self = shared_from_this()](beast::error_code ec, size_t) {
+                         self->OnRead(ec);
+                       });
+    }
+
+    // Called on the io thread at Stop(): abort a connection idle in read.
+    void AbortIfReading() {
+      if (reading_) ForceClose();
+    }
+
+    // Closes the socket whatever the session is doing (pending operations complete with
+    // operation_aborted).
+    void ForceClose() {
+      beast::error_code ec;
+      stream_.socket().close(ec);
+    }
+
+   private:
+    void OnRead(beast::error_code ec) {
+      reading_ = false;
+      if (ec) return Close();
+      Response r = impl_->Handle(std::string_view(req_.method_string()),
+                                 std::string_view(req_.target()));
+      res_ = {};
+      res_.version(req_.version());
+      res_.result(r.status);
+      res_.set(http::field::server, "pfsagentd/" + impl_->version);
+      res_.set(http::field::cache_control, "no-store");
+      if (!r.content_type.empty()) res_.set(http::field::content_type, r.content_type);
+      if (r.status == 405) res_.set(http::field::allow, "GET");
+      bool keep_alive = req_.keep_alive() && !impl_->stopping.load();
+      res_.keep_alive(keep_alive);
+      res_.body() = std::move(r.body);
+      res_.prepare_payload();
+      stream_.expires_after(kIoTimeout);
+      http::async_write(stream_, res_,
+                        [self = shared_from_this(), keep_alive](beast::error_code wec, size_t) {
+                          if (wec || !keep_alive) return self->Close();
+                          self->Read();
+                        });
+    }
+
+    void Close() {
+      beast::error_code ec;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+      stream_.socket().close(ec);
+    }
+
+    beast::tcp_stream stream_;
+    std::shared_ptr<Impl> impl_;
+    beast::flat_buffer buffer_;
+    http::request<http::string_body> req_;
+    http::response<http::string_body> res_;
+    bool reading_ = false;
+  };
+
+  std::list<std::weak_ptr<Session>> sessions;  // io thread only
+
+  void Accept() {
+    acceptor->async_accept([self = shared_from_this()](beast::error_code ec, tcp::socket s) {
+      if (ec || self->stopping.load()) return;  // acceptor closed or failing: stop accepting
+      auto session = std::make_shared<Session>(std::move(s), self);
+      self->sessions.remove_if([](const std::weak_ptr<Session>& w) { return w.expired(); });
+      self->sessions.push_back(session);
+      session->Read();
+      self->Accept();
+    });
+  }
+};
+
+StatusServer::StatusServer(std::string ip, uint16_t port, base::Registry& registry,
+                           Providers providers, std::string version)
+    : impl_(std::make_shared<Impl>(std::move(ip), port, registry, std::move(providers),
+                                   std::move(version))) {}
+
+StatusServer::~StatusServer() { Stop(); }
+
+base::Status StatusServer::Start() {
+  std::lock_guard lock(impl_->start_mu);
+  if (impl_->started) return base::Error(EALREADY, "status server: already started");
+  std::string where = impl_->ip + ":" + std::to_string(impl_->requested_port);
+  beast::error_code ec;
+  auto addr = net::ip::make_address(impl_->ip, ec);
+  if (ec) {
+    return base::Error(EINVAL, "status server: bad HTTPServerIPAddr '" + impl_->ip + "': " +
+                                   ec.message());
+  }
+  tcp::endpoint ep(addr, impl_->requested_port);
+  auto acc = std::make_unique<tcp::acceptor>(impl_->ioc);
+  auto fail = [&](const char* what) {
+    int err = ec.value() > 0 ? ec.value() : EIO;
+    return base::Error(err, "status server: cannot listen on " + where + ": " + what + ": " +
+                                ec.message());
+  };
+  if (acc->open(ep.protocol(), ec); ec) return fail("open");
+  if (acc->set_option(net::socket_base::reuse_address(true), ec); ec) return fail("setsockopt");
+  if (acc->bind(ep, ec); ec) return fail("bind");
+  if (acc->listen(net::socket_base::max_listen_connections, ec); ec) return fail("listen");
+  impl_->bound_port.store(acc->local_endpoint(ec).port());
+  if (ec) return fail("getsockname");
+  impl_->acceptor = std::move(acc);
+  impl_->started = true;
+  impl_->Accept();
+  std::promise<void> done;
+  impl_->run_done = done.get_future();
+  impl_->thread = std::thread([impl = impl_, done = std::move(done)]() mutable {
+    try {
+      impl->ioc.run();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "status server: io thread stopped: %s\n", e.what());
+    }
+    done.set_value();
+  });
+  return base::Ok();
+}
+
+void StatusServer::SetReady(bool ready) { impl_->ready.store(ready); }
+
+bool StatusServer::ready() const { return impl_->ready.load(); }
+
+uint16_t StatusServer::port() const { return impl_->bound_port.load(); }
+
+void StatusServer::Stop() {
+  std::lock_guard lock(impl_->start_mu);
+  if (!impl_->started || impl_->stopped) return;
+  impl_->stopped = true;
+  impl_->stopping.store(true);
+  net::post(impl_->ioc, [impl = impl_] {
+    beast::error_code ec;
+    impl->acceptor->close(ec);
+    for (auto& w : impl->sessions) {
+      if (auto s = w.lock()) s->AbortIfReading();
+    }
+  });
+  // In-flight responses finish on their own; idle ones were aborted. Bound the wait.
+  if (impl_->run_done.wait_for(kStopGrace) == std::future_status::ready) {
+    impl_->thread.join();
+    return;
+  }
+  // A response is stuck (client not reading): stop the loop, close every socket from here
+  // (the io thread is gone) and drain the aborted handlers so nothing keeps Impl alive.
+  impl_->ioc.stop();
+  impl_->thread.join();
+  for (auto& w : impl_->sessions) {
+    if (auto s = w.lock()) s->ForceClose();
+  }
+  impl_->ioc.restart();
+  impl_->ioc.poll();
+}
+
+StatusServer::Response StatusServer::Handle(std::string_view method,
+                                            std::string_view target) const {
+  return impl_->Handle(method, target);
+}
+
+}  // namespace agent
