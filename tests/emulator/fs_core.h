@@ -32,6 +32,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -170,28 +171,39 @@ class FsCore {
   };
 
  private:
-  struct Mutation;  // journal batch under construction
+  using Batch = std::vector<std::vector<std::string>>;  // journal records of one RPC
 
-  base::Status CheckMount(const std::string& mount_id) const;  // mu_ held
-  Inode* Find(uint64_t ino);                                    // mu_ held
+  // All *Locked helpers run with mu_ held.
+  base::Status CheckMountLocked(const std::string& mount_id) const;
+  Inode* Find(uint64_t ino);
   const Inode* Find(uint64_t ino) const;
-  bool AccessCheck(uint64_t ino, uint32_t uid, uint32_t gid, uint32_t mode,
-                   bool owner_override) const;
-  uint64_t NextNonce(Mutation& m);
+  bool AccessLocked(uint64_t ino, uint32_t uid, uint32_t gid, uint32_t mode,
+                    bool owner_override) const;
+  uint64_t NextNonceLocked(Batch& b);
   j::StatStruct StatOf(const Inode& in) const;
-  void CommitLocked(Mutation& m);  // applies nothing; writes + fsyncs the journal batch
-  void ReplayRecord(const std::vector<std::string>& tokens);
-  void JournalInode(Mutation& m, const Inode& in);
-  void JournalEntry(Mutation& m, uint64_t dir, const std::string& name, uint64_t ino);
-  void JournalUnentry(Mutation& m, uint64_t dir, const std::string& name);
-  void JournalDestroy(Mutation& m, uint64_t ino);
-  void DestroyLocked(Mutation& m, uint64_t ino);
-  base::Result<uint64_t> NewInodeLocked(Mutation& m, uint32_t mode, uint32_t uid, uint32_t gid);
-  base::Status LinkLocked(Mutation& m, uint64_t dir, const std::string& name, uint64_t ino);
-  base::Status SetAttrPrecheck(const std::string& mount_id, uint64_t ino);
-  template <typename Rep>
-  base::Result<Rep> ReaddirImpl(const std::string& mount_id, uint64_t dir, uint64_t max,
-                                std::optional<int64_t> loc, const std::string& name, bool plus);
+  uint16_t DirentTypeLocked(uint64_t ino) const;
+  void CommitLocked(Batch& b);  // writes + fsyncs the batch (persistent mode)
+  void Replay(const std::vector<std::string>& tokens);
+  void JournalInode(Batch& b, const Inode& in) const;
+  void DestroyLocked(Batch& b, uint64_t ino);
+  Inode& NewInodeLocked(Batch& b, uint32_t mode, uint32_t uid, uint32_t gid);
+  // Link step shared by create/mkdir/symlink/link: ENOTDIR, EINVAL (.snapshot), EEXIST.
+  base::Status CheckLinkLocked(uint64_t dir, const std::string& name) const;
+  base::Status SetAttrPrecheckLocked(const std::string& mount_id, uint64_t ino) const;
+  base::Result<j::InodeReply> LookupLocked(const j::LookupRequest& req) const;
+  base::Result<j::InodeReply> CreateLocked(Batch& b, const j::CreateRequest& req);
+  base::Result<j::InodeReply> MkdirLocked(Batch& b, const j::MkdirRequest& req);
+  base::Result<j::InodeReply> SymlinkLocked(Batch& b, const j::SymlinkRequest& req);
+  base::Result<j::Reply> LinkLocked(Batch& b, const j::LinkRequest& req);
+  base::Result<j::Reply> UnlinkLocked(Batch& b, const j::UnlinkRequest& req, bool rmdir);
+  base::Result<j::Reply> RenameLocked(Batch& b, const j::RenameRequest& req);
+  base::Result<j::Reply> SetstatLocked(Batch& b, const j::SetTimeRequest& req);
+  base::Result<j::WroteReply> WroteLocked(Batch& b, const j::WroteRequest& req);
+  base::Result<j::ProvisionObjectReply> ProvisionLocked(Batch& b,
+                                                        const j::ProvisionObjectRequest& req);
+  base::Result<j::ReaddirPlusReply> ReaddirLocked(const std::string& mount_id, int64_t dir,
+                                                  uint64_t max, std::optional<int64_t> loc,
+                                                  const std::string& prev_name, bool plus) const;
   static void ApplyWrite(Inode& in, uint64_t off, uint64_t len, uint64_t seg, uint64_t seg_off);
   static void ApplyResize(Inode& in, uint64_t new_size);
 
@@ -199,7 +211,7 @@ class FsCore {
   std::function<void(const std::string&, const j::RPCInterrupt&)> upcall_;
   std::function<void(const std::string&)> on_container_created_;
 
-  mutable std::mutex mu_;  // namespace lock; lock order: mu_ before LeaseTable's lock
+  mutable std::mutex mu_;  // namespace lock; never held while calling into leases_ or upcall_
   std::set<std::string> mounts_;
   std::map<uint64_t, Inode> inodes_;
   uint64_t nonce_ = 2;
@@ -209,6 +221,7 @@ class FsCore {
   uint64_t loop_count_ = 0;
   std::vector<std::string> containers_;
   std::unique_ptr<Journal> journal_;
+  std::mt19937_64 rng_;  // MountID bytes (seeded from std::random_device)
   std::unique_ptr<LeaseTable> leases_;
 };
 
