@@ -1,0 +1,661 @@
+#define FUSE_USE_VERSION 35
+#include "fuse/fuse_adapter.h"
+
+#include <fuse_lowlevel.h>
+#include <spdlog/spdlog.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+namespace pfsfuse {
+
+namespace {
+
+enum Op {
+  kLookup, kForget, kGetattr, kSetattr, kReadlink, kMknod, kMkdir, kUnlink, kRmdir, kSymlink,
+  kRename, kLink, kOpen, kRead, kWrite, kFlush, kRelease, kFsync, kOpendir, kReaddir,
+  kReaddirplus, kReleasedir, kFsyncdir, kStatfs, kSetxattr, kGetxattr, kListxattr,
+  kRemovexattr, kAccess, kCreate, kFallocate, kNumOps
+};
+
+const char* const kOpNames[kNumOps] = {
+    "lookup", "forget", "getattr", "setattr", "readlink", "mknod", "mkdir", "unlink",
+    "rmdir", "symlink", "rename", "link", "open", "read", "write", "flush", "release",
+    "fsync", "opendir", "readdir", "readdirplus", "releasedir", "fsyncdir", "statfs",
+    "setxattr", "getxattr", "listxattr", "removexattr", "access", "create", "fallocate"};
+
+FuseAdapter* Self(fuse_req_t req) { return static_cast<FuseAdapter*>(fuse_req_userdata(req)); }
+Volume& Vol(fuse_req_t req) { return Self(req)->volume(); }
+
+Caller CallerOf(fuse_req_t req) {
+  const fuse_ctx* c = fuse_req_ctx(req);
+  Caller caller;
+  if (c) {
+    caller.uid = c->uid;
+    caller.gid = c->gid;
+    caller.pid = c->pid;
+  }
+  return caller;
+}
+
+bool IsCallerError(int err) {
+  switch (err) {
+    case ENOENT: case EEXIST: case ENOTEMPTY: case ENODATA: case EACCES: case EPERM:
+    case ENOTDIR: case EISDIR: case EINVAL: case ERANGE: case ENOTSUP: case ENAMETOOLONG:
+    case EXDEV: case ELOOP:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Times one request and logs/counts its outcome. Reply functions are called by the handlers.
+class Scope {
+ public:
+  Scope(fuse_req_t req, Op op, uint64_t ino)
+      : self_(Self(req)), op_(op), ino_(ino), start_(std::chrono::steady_clock::now()) {}
+  ~Scope() {
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    self_->CountOp(op_, err_ != 0, s);
+  }
+  // Replies with an error and logs it once.
+  void Fail(fuse_req_t req, const base::Error& e) {
+    err_ = e.Errno() > 0 ? e.Errno() : EIO;
+    if (IsCallerError(err_)) {
+      spdlog::debug("fuse {} inode {}: {} ({})", kOpNames[op_], ino_, base::ErrnoName(err_),
+                    e.Message());
+    } else {
+      spdlog::warn("fuse {} inode {}: {} ({})", kOpNames[op_], ino_, base::ErrnoName(err_),
+                   e.Message());
+    }
+    fuse_reply_err(req, err_);
+  }
+
+ private:
+  FuseAdapter* self_;
+  Op op_;
+  uint64_t ino_;
+  int err_ = 0;
+  std::chrono::steady_clock::time_point start_;
+};
+
+// Runs body(scope); on a C++ exception replies EIO (the body must not have replied yet, which
+// holds because every body replies as its last step).
+template <typename F>
+void Handle(fuse_req_t req, Op op, uint64_t ino, F&& body) {
+  Scope scope(req, op, ino);
+  bool replied = false;
+  try {
+    body(scope, replied);
+  } catch (const std::exception& ex) {
+    if (!replied) scope.Fail(req, base::Error(EIO, std::string("internal error: ") + ex.what()));
+  } catch (...) {
+    if (!replied) scope.Fail(req, base::Error(EIO, "internal error"));
+  }
+}
+
+fuse_entry_param ToParam(const Entry& e) {
+  fuse_entry_param p;
+  std::memset(&p, 0, sizeof(p));
+  p.ino = e.ino;
+  p.generation = 0;
+  p.attr = e.attr;
+  p.attr_timeout = e.attr_timeout;
+  p.entry_timeout = e.entry_timeout;
+  return p;
+}
+
+void ReplyEntry(fuse_req_t req, const Entry& e) {
+  fuse_entry_param p = ToParam(e);
+  if (fuse_reply_entry(req, &p) != 0) {
+    // The kernel did not take the reference (request interrupted): give it back.
+    Vol(req).Forget(e.ino, 1);
+  }
+}
+
+void FillOpen(fuse_file_info* fi, const OpenReply& o) {
+  fi->fh = o.fh;
+  fi->direct_io = o.direct_io ? 1 : 0;
+  fi->keep_cache = o.keep_cache ? 1 : 0;
+}
+
+// ---- handlers ----
+
+void OpInit(void* userdata, fuse_conn_info* conn) {
+  static_cast<FuseAdapter*>(userdata)->OnInit(conn);
+}
+
+void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Handle(req, kLookup, parent, [&](Scope& s, bool& replied) {
+    auto r = Vol(req).Lookup(parent, name);
+    replied = true;
+    if (r.ok()) return ReplyEntry(req, *r);
+    s.Fail(req, r.error());
+  });
+}
+
+void OpForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  Vol(req).Forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void OpForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  for (size_t i = 0; i < count; ++i) Vol(req).Forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  Handle(req, kGetattr, ino, [&](Scope& s, bool& replied) {
+    auto r = Vol(req).GetAttr(ino);
+    replied = true;
+    if (r.ok()) {
+      fuse_reply_attr(req, &r->attr, r->attr_timeout);
+      return;
+    }
+    s.Fail(req, r.error());
+  });
+}
+
+void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+               fuse_file_info* fi) {
+  Handle(req, kSetattr, ino, [&](Scope& s, bool& replied) {
+    SetAttrIn in;
+    if (to_set & FUSE_SET_ATTR_MODE) in.mode = attr->st_mode;
+    if (to_set & FUSE_SET_ATTR_UID) in.uid = attr->st_uid;
+    if (to_set & FUSE_SET_ATTR_GID) in.gid = attr->st_gid;
+    if (to_set & FUSE_SET_ATTR_SIZE) in.size = static_cast<uint64_t>(attr->st_size);
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+      in.atime = timespec{0, UTIME_NOW};
+    } else if (to_set & FUSE_SET_ATTR_ATIME) {
+      in.atime = attr->st_atim;
+    }
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+      in.mtime = timespec{0, UTIME_NOW};
+    } else if (to_set & FUSE_SET_ATTR_MTIME) {
+      in.mtime = attr->st_mtim;
+    }
+    if (fi) in.fh = fi->fh;
+    auto r = Vol(req).SetAttr(CallerOf(req), ino, in);
+    replied = true;
+    if (r.ok()) {
+      fuse_reply_attr(req, &r->attr, r->attr_timeout);
+      return;
+    }
+    s.Fail(req, r.error());
+  });
+}
+
+void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
+  Handle(req, kReadlink, ino, [&](Scope& s, bool& replied) {
+    auto r = Vol(req).ReadLink(ino);
+    replied = true;
+    if (r.ok()) {
+      fuse_reply_readlink(req, r->c_str());
+      return;
+    }
+    s.Fail(req, r.error());
+  });
+}
+
+void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  Handle(req, kMknod, parent, [&](Scope& s, bool& replied) {
+    auto r = Vol(req).Mknod(CallerOf(req), parent, name, mode, rdev);
+    replied = true;
+    if (r.ok()) return ReplyEntry(req, *r);
+    s.Fail(req, r.error());
+  });
+}
+
+void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  Handle(req, kMkdir, parent, [&](Scope& s, bool& replied) {
+    auto r = Vol(req).Mkdir(CallerOf(req), parent, name, mode);
+    replied = true;
+    if (r.ok()) return ReplyEntry(req, *r);
+    s.Fail(req, r.error());
+  });
+}
+
+void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Handle(req, kUnlink, parent, [&](Scope& s, bool& replied) {
+    auto r = Vol(req).Unlink(parent, name);
+    replied = true;
+    if (r.ok()) {
+      fuse_reply_err(req, 0);
+      return;
+    }
+    s.Fail(req, r.error());
+  });
+}
+
+void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Handle(req, kRmdir, parent, [&](Scope& s, bool& replied) {
+    auto r = Vol(req).Rmdir(parent, name);
+    replied = true;
+    if (r.ok()) {
+      fuse_reply_err(req, 0);
+      return;
+    }
+    s.Fail(req, r.error());
+  });
+}
+
+void OpSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  Handle(req, kSymlink, parent, [&](Scope& s, bool& replied) {
+    auto r = Vol(req).Symlink(CallerOf(req), parent, name, link);
+    replied = true;
+    if (r.ok()) return ReplyEntry(req, *r);
+    s.Fail(req, r.error());
+  });
+}
+
+void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+              const char* newname, unsigned int flags) {
+  Handle(req, kRename, parent, [&](Scope& s, bool& replied) {
+    auto r = Vol(req).Rename(parent, name, newparent, newname, flags);
+    replied = true;
+    if (r.ok()) {
+      fuse_reply_err(req, 0);
+      return;
+    }
+    s.Fail(req, r.error());
+  });
+}
+
+void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  Handle(req, kLink, ino, [&](Scope& s, bool& replied) {
+    auto r = Vol(req).Link(ino, newparent, newname);
+    replied = true;
+    if (r.ok()) return ReplyEntry(req, *r);
+    s.Fail(req, r.error());
+  });
+}
+
+void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Handle(req, kOpen, ino, [&](Scope& s, bool& replied) {
+    auto r = Vol(req).Open(ino, fi->flags);
+    replied = true;
+    if (r.ok()) {
+      FillOpen(fi, *r);
+      if (fuse_reply_open(req, fi) != 0) (void)Vol(req).Release(ino, r->fh);
+      return;
+    }
+    s.Fail(req, r.error());
+  });
+}
+
+void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+              fuse_file_info* fi) {
+  Handle(req, kCreate, parent, [&](Scope& s, bool& replied) {
+    auto r = Vol(req).Create(CallerOf(req), parent, name, mode, fi->flags);
+    replied = true;
+    if (r.ok()) {
+      FillOpen(fi, r->second);
+      fuse_entry_param p = ToParam(r->first);
+      if (fuse_reply_create(req, &p, fi) != 0) {
+        (void)Vol(req).Release(r->first.ino, r->second.fh);
+        Vol(req).Forget(r->first.ino, 1);
+      }
+      return;
+    }
+    s.Fail(req, r.error());
+  });
+}
+
+void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  Handle(req, kRead, ino, [&](Scope& s, bool& replied) {
+    auto r = Vol(req).Read(ino, fi->fh, static_cast<uint64_t>(off), size);
+    replied = true;
+    if (r.ok()) {
+      fuse_reply_buf(req, r->data(), r->size());
+      return;
+    }
+    s.Fail(req, r.error());
+  });
+}
+
+void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
+             fuse_file_info* fi) {
+  Handle(req, kWrite, ino, [&](Scope& s, bool& replied) {
+    auto r = Vol(req).Write(ino, fi->fh, static_cast<uint64_t>(off), std::string_view(buf, size));
+    replied = true;
+    if (r.ok()) {
+      fuse_reply_write(req, *r);
+      return;
+    }
+    s.Fail(req, r.error());
+  });
+}
+
+template <typename F>
+void StatusOp(fuse_req_t req, Op op, uint64_t ino, F&& f) {
+  Handle(req, op, ino, [&](Scope& s, bool& replied) {
+    base::Status st = f();
+    replied = true;
+    if (st.ok()) {
+      fuse_reply_err(req, 0);
+      return;
+    }
+    s.Fail(req, st.error());
+  });
+}
+
+void OpFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  StatusOp(req, kFlush, ino, [&] { return Vol(req).Flush(ino, fi->fh); });
+}
+
+void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  StatusOp(req, kRelease, ino, [&] { return Vol(req).Release(ino, fi->fh); });
+}
+
+void OpFsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
+  StatusOp(req, kFsync, ino, [&] { return Vol(req).Fsync(ino, fi->fh, datasync != 0); });
+}
+
+void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+                 fuse_file_info* fi) {
+  StatusOp(req, kFallocate, ino, [&] {
+    return Vol(req).Fallocate(ino, fi->fh, mode, static_cast<uint64_t>(off),
+                              static_cast<uint64_t>(len));
+  });
+}
+
+void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Handle(req, kOpendir, ino, [&](Scope& s, bool& replied) {
+    auto r = Vol(req).OpenDir(ino);
+    replied = true;
+    if (r.ok()) {
+      FillOpen(fi, *r);
+      if (fuse_reply_open(req, fi) != 0) (void)Vol(req).ReleaseDir(ino, r->fh);
+      return;
+    }
+    s.Fail(req, r.error());
+  });
+}
+
+void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi,
+               bool plus) {
+  Handle(req, plus ? kReaddirplus : kReaddir, ino, [&](Scope& s, bool& replied) {
+    size_t max_entries = plus ? size / 150 + 1 : size / 32 + 1;
+    auto r = Vol(req).ReadDir(ino, fi->fh, off, max_entries, plus);
+    if (!r.ok()) {
+      replied = true;
+      s.Fail(req, r.error());
+      return;
+    }
+    std::vector<char> buf(size);
+    size_t used = 0;
+    std::vector<uint64_t> referenced;
+    for (const DirEntryOut& e : *r) {
+      size_t rest = size - used;
+      size_t need;
+      if (plus) {
+        fuse_entry_param p;
+        std::memset(&p, 0, sizeof(p));
+        if (e.entry) p = ToParam(*e.entry);
+        p.ino = e.ino;
+        if (!e.entry) p.attr.st_mode = e.type;
+        p.attr.st_ino = e.ino;
+        need = fuse_add_direntry_plus(req, buf.data() + used, rest, e.name.c_str(), &p,
+                                      e.next_off);
+        if (need > rest) break;
+        if (e.name != "." && e.name != "..") referenced.push_back(e.ino);
+      } else {
+        struct stat st {};
+        st.st_ino = e.ino;
+        st.st_mode = e.type;
+        need = fuse_add_direntry(req, buf.data() + used, rest, e.name.c_str(), &st, e.next_off);
+        if (need > rest) break;
+      }
+      used += need;
+    }
+    for (uint64_t ino_ref : referenced) Vol(req).AddLookup(ino_ref);
+    replied = true;
+    if (fuse_reply_buf(req, buf.data(), used) != 0) {
+      for (uint64_t ino_ref : referenced) Vol(req).Forget(ino_ref, 1);
+    }
+  });
+}
+
+void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  DoReaddir(req, ino, size, off, fi, false);
+}
+
+void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                   fuse_file_info* fi) {
+  DoReaddir(req, ino, size, off, fi, true);
+}
+
+void OpReleasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  StatusOp(req, kReleasedir, ino, [&] { return Vol(req).ReleaseDir(ino, fi->fh); });
+}
+
+void OpFsyncdir(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info* fi) {
+  StatusOp(req, kFsyncdir, ino, [&] { return Vol(req).FsyncDir(ino, fi->fh); });
+}
+
+void OpStatfs(fuse_req_t req, fuse_ino_t ino) {
+  Handle(req, kStatfs, ino, [&](Scope& s, bool& replied) {
+    auto r = Vol(req).StatFs();
+    replied = true;
+    if (r.ok()) {
+      fuse_reply_statfs(req, &*r);
+      return;
+    }
+    s.Fail(req, r.error());
+  });
+}
+
+void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
+                size_t size, int flags) {
+  StatusOp(req, kSetxattr, ino,
+           [&] { return Vol(req).SetXAttr(ino, name, std::string_view(value, size), flags); });
+}
+
+void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  Handle(req, kGetxattr, ino, [&](Scope& s, bool& replied) {
+    auto r = Vol(req).GetXAttr(ino, name, size);
+    replied = true;
+    if (!r.ok()) return s.Fail(req, r.error());
+    if (size == 0) {
+      fuse_reply_xattr(req, r->size());
+    } else {
+      fuse_reply_buf(req, r->data(), r->size());
+    }
+  });
+}
+
+void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  Handle(req, kListxattr, ino, [&](Scope& s, bool& replied) {
+    auto r = Vol(req).ListXAttr(ino, size);
+    replied = true;
+    if (!r.ok()) return s.Fail(req, r.error());
+    if (size == 0) {
+      fuse_reply_xattr(req, r->size());
+    } else {
+      fuse_reply_buf(req, r->data(), r->size());
+    }
+  });
+}
+
+void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  StatusOp(req, kRemovexattr, ino, [&] { return Vol(req).RemoveXAttr(ino, name); });
+}
+
+void OpAccess(fuse_req_t req, fuse_ino_t ino, int mask) {
+  StatusOp(req, kAccess, ino, [&] { return Vol(req).Access(CallerOf(req), ino, mask); });
+}
+
+const fuse_lowlevel_ops& LowLevelOps() {
+  static const fuse_lowlevel_ops ops = [] {
+    fuse_lowlevel_ops o;
+    std::memset(&o, 0, sizeof(o));
+    o.init = OpInit;
+    o.lookup = OpLookup;
+    o.forget = OpForget;
+    o.forget_multi = OpForgetMulti;
+    o.getattr = OpGetattr;
+    o.setattr = OpSetattr;
+    o.readlink = OpReadlink;
+    o.mknod = OpMknod;
+    o.mkdir = OpMkdir;
+    o.unlink = OpUnlink;
+    o.rmdir = OpRmdir;
+    o.symlink = OpSymlink;
+    o.rename = OpRename;
+    o.link = OpLink;
+    o.open = OpOpen;
+    o.create = OpCreate;
+    o.read = OpRead;
+    o.write = OpWrite;
+    o.flush = OpFlush;
+    o.release = OpRelease;
+    o.fsync = OpFsync;
+    o.opendir = OpOpendir;
+    o.readdir = OpReaddir;
+    o.readdirplus = OpReaddirplus;
+    o.releasedir = OpReleasedir;
+    o.fsyncdir = OpFsyncdir;
+    o.statfs = OpStatfs;
+    o.setxattr = OpSetxattr;
+    o.getxattr = OpGetxattr;
+    o.listxattr = OpListxattr;
+    o.removexattr = OpRemovexattr;
+    o.access = OpAccess;
+    o.fallocate = OpFallocate;
+    return o;
+  }();
+  return ops;
+}
+
+}  // namespace
+
+FuseAdapter::FuseAdapter(Volume& volume, MountOptions options, base::Registry* registry)
+    : volume_(volume), opts_(std::move(options)), metrics_(new OpMetrics[kNumOps]) {
+  if (registry != nullptr) {
+    for (int i = 0; i < kNumOps; ++i) {
+      std::string label = std::string("op=\"") + kOpNames[i] + "\"";
+      metrics_[i].ops =
+          registry->GetCounter("pfsagent_fuse_ops_total", "FUSE requests handled", label);
+      metrics_[i].errors = registry->GetCounter("pfsagent_fuse_errors_total",
+                                                "FUSE requests answered with an error", label);
+      metrics_[i].seconds = registry->GetHistogram(
+          "pfsagent_fuse_op_seconds", "FUSE request latency in seconds", label);
+    }
+  }
+}
+
+FuseAdapter::~FuseAdapter() {
+  if (session_ != nullptr) {
+    if (mounted_) fuse_session_unmount(session_);
+    fuse_session_destroy(session_);
+  }
+}
+
+void FuseAdapter::CountOp(int op, bool error, double seconds) {
+  OpMetrics& m = metrics_[op];
+  if (m.ops) m.ops->Inc();
+  if (error && m.errors) m.errors->Inc();
+  if (m.seconds) m.seconds->Observe(seconds);
+}
+
+void FuseAdapter::OnInit(void* c) {
+  auto* conn = static_cast<fuse_conn_info*>(c);
+  uint32_t max_write = std::min<uint32_t>(std::max<uint32_t>(opts_.max_write, 4096), 1u << 20);
+  conn->max_write = max_write;
+  conn->max_readahead = std::min(conn->max_readahead, opts_.max_readahead);
+  if (opts_.max_readahead > conn->max_readahead) conn->max_readahead = opts_.max_readahead;
+  conn->max_background = opts_.max_background;
+  if (opts_.congestion_threshold != 0) conn->congestion_threshold = opts_.congestion_threshold;
+  conn->time_gran = 1;
+  auto want = [conn](unsigned cap) {
+    if (conn->capable & cap) conn->want |= cap;
+  };
+  auto unwant = [conn](unsigned cap) { conn->want &= ~cap; };
+  want(FUSE_CAP_ASYNC_READ);
+  want(FUSE_CAP_ATOMIC_O_TRUNC);
+  want(FUSE_CAP_AUTO_INVAL_DATA);
+  want(FUSE_CAP_PARALLEL_DIROPS);
+  want(FUSE_CAP_EXPORT_SUPPORT);
+  unwant(FUSE_CAP_WRITEBACK_CACHE);
+  unwant(FUSE_CAP_POSIX_LOCKS);
+  unwant(FUSE_CAP_FLOCK_LOCKS);
+  unwant(FUSE_CAP_HANDLE_KILLPRIV);
+  unwant(FUSE_CAP_SPLICE_READ);
+  unwant(FUSE_CAP_SPLICE_WRITE);
+  unwant(FUSE_CAP_SPLICE_MOVE);
+  if (opts_.readdirplus) {
+    want(FUSE_CAP_READDIRPLUS);
+    want(FUSE_CAP_READDIRPLUS_AUTO);
+  } else {
+    unwant(FUSE_CAP_READDIRPLUS);
+    unwant(FUSE_CAP_READDIRPLUS_AUTO);
+  }
+  initialized_ = true;
+  spdlog::info("FUSE INIT: protocol {}.{}, max_write {}, max_readahead {}, max_background {}",
+               conn->proto_major, conn->proto_minor, conn->max_write, conn->max_readahead,
+               conn->max_background);
+}
+
+base::Status FuseAdapter::Mount() {
+  std::vector<std::string> argv_s = {"pfsagentd"};
+  std::string o = "fsname=" + opts_.fsname + ",subtype=PFSAgent";
+  if (opts_.default_permissions) o += ",default_permissions";
+  if (opts_.allow_other) o += ",allow_other";
+  o += ",max_read=" + std::to_string(std::min<uint32_t>(opts_.max_write, 1u << 20));
+  argv_s.push_back("-o");
+  argv_s.push_back(o);
+  if (opts_.debug) argv_s.push_back("-d");
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  session_ = fuse_session_new(&args, &LowLevelOps(), sizeof(fuse_lowlevel_ops), this);
+  if (session_ == nullptr) return base::Error(EINVAL, "fuse_session_new failed (bad options?)");
+  if (fuse_session_mount(session_, opts_.mountpoint.c_str()) != 0) {
+    fuse_session_destroy(session_);
+    session_ = nullptr;
+    return base::Error(EIO, "mounting FUSE at " + opts_.mountpoint + " failed");
+  }
+  mounted_ = true;
+  return base::Ok();
+}
+
+int FuseAdapter::Loop() {
+  if (session_ == nullptr) return -1;
+  fuse_loop_config* cfg = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(cfg, opts_.max_threads);
+  fuse_loop_cfg_set_idle_threads(cfg, std::min<unsigned>(opts_.max_threads, 8));
+  fuse_loop_cfg_set_clone_fd(cfg, 0);
+  int rc = fuse_session_loop_mt(session_, cfg);
+  fuse_loop_cfg_destroy(cfg);
+  return rc;
+}
+
+base::Status FuseAdapter::UnmountOnce(bool lazy) {
+  if (geteuid() == 0) {
+    if (umount2(opts_.mountpoint.c_str(), lazy ? MNT_DETACH : 0) == 0) return base::Ok();
+    int err = errno;
+    if (err == EINVAL) return base::Ok();  // not mounted any more
+    return base::Error(err, "umount " + opts_.mountpoint + ": " + std::strerror(err));
+  }
+  pid_t pid = fork();
+  if (pid < 0) return base::Error(errno, "fork for fusermount3");
+  if (pid == 0) {
+    if (lazy) {
+      execlp("fusermount3", "fusermount3", "-u", "-z", "-q", opts_.mountpoint.c_str(), nullptr);
+    } else {
+      execlp("fusermount3", "fusermount3", "-u", "-q", opts_.mountpoint.c_str(), nullptr);
+    }
+    _exit(127);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return base::Ok();
+  return base::Error(EBUSY, "fusermount3 -u " + opts_.mountpoint + " failed");
+}
+
+}  // namespace pfsfuse

@@ -1,0 +1,980 @@
+#include "fuse/volume.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/xattr.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "cache/data_cache.h"
+
+namespace pfsfuse {
+
+namespace j = swift::jrpcfs;
+using base::Error;
+using base::Result;
+using base::Status;
+
+namespace {
+
+constexpr uint32_t kSpecialBits = S_ISUID | S_ISGID | S_ISVTX;
+
+struct timespec Now() {
+  struct timespec ts {};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts;
+}
+
+double Seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
+
+uint32_t TypeFromDt(uint16_t dt) {
+  switch (dt) {
+    case 4:
+      return S_IFDIR;
+    case 8:
+      return S_IFREG;
+    case 10:
+      return S_IFLNK;
+    default:
+      return 0;
+  }
+}
+
+std::string HiddenName(uint64_t ino) { return std::string(kHiddenPrefix) + std::to_string(ino); }
+
+bool IsHiddenName(const std::string& name) {
+  return name.rfind(kHiddenPrefix, 0) == 0;
+}
+
+}  // namespace
+
+struct timespec NsToTimespec(uint64_t ns) {
+  struct timespec ts {};
+  ts.tv_sec = static_cast<time_t>(ns / 1000000000ULL);
+  ts.tv_nsec = static_cast<long>(ns % 1000000000ULL);
+  return ts;
+}
+
+uint64_t TimespecToNs(const struct timespec& ts) {
+  if (ts.tv_sec < 0) return 0;
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+Volume::Volume(VolumeOptions opts, swift::MetadataClient& meta, cache::DataCache& data,
+               base::Registry* registry)
+    : opts_(opts), meta_(meta), data_(data) {
+  if (registry != nullptr) {
+    hidden_renames_ = registry->GetCounter(
+        "pfsagent_fuse_hidden_renames_total",
+        "Open files unlinked or replaced and kept under a hidden name until their last close");
+  }
+  auto root = std::make_shared<Inode>();
+  root->ino = kRootIno;
+  root->type = S_IFDIR;
+  root->nlookup = 1;  // never forgotten
+  inodes_[kRootIno] = root;
+}
+
+Volume::~Volume() = default;
+
+// ---------------------------------------------------------------------------------------------
+// Inode table
+
+std::shared_ptr<Volume::Inode> Volume::GetInode(uint64_t ino) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto& slot = inodes_[ino];
+  if (!slot) {
+    slot = std::make_shared<Inode>();
+    slot->ino = ino;
+  }
+  return slot;
+}
+
+std::shared_ptr<Volume::Inode> Volume::FindInode(uint64_t ino) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = inodes_.find(ino);
+  return it == inodes_.end() ? nullptr : it->second;
+}
+
+void Volume::MaybeDropLocked(uint64_t ino) {
+  if (ino == kRootIno) return;
+  auto it = inodes_.find(ino);
+  if (it == inodes_.end()) return;
+  Inode& n = *it->second;
+  if (n.nlookup == 0 && n.open_count == 0 && !n.mtime_dirty && !n.hidden &&
+      !data_.HasDirty(ino)) {
+    inodes_.erase(it);
+  }
+}
+
+void Volume::Forget(uint64_t ino, uint64_t nlookup) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = inodes_.find(ino);
+  if (it == inodes_.end() || ino == kRootIno) return;
+  it->second->nlookup -= std::min(nlookup, it->second->nlookup);
+  MaybeDropLocked(ino);
+}
+
+void Volume::AddLookup(uint64_t ino) {
+  auto n = GetInode(ino);
+  std::lock_guard<std::mutex> l(mu_);
+  n->nlookup++;
+}
+
+size_t Volume::InodeCount() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return inodes_.size();
+}
+
+size_t Volume::OpenHandleCount() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return handles_.size();
+}
+
+uint64_t Volume::NewHandle(uint64_t ino, int flags, bool dir) {
+  std::lock_guard<std::mutex> l(mu_);
+  uint64_t fh = next_fh_++;
+  handles_[fh] = Handle{ino, flags, dir};
+  return fh;
+}
+
+std::optional<Volume::Handle> Volume::GetHandle(uint64_t fh) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = handles_.find(fh);
+  if (it == handles_.end()) return std::nullopt;
+  return it->second;
+}
+
+Status Volume::CheckDirHandle(uint64_t ino, uint64_t fh) const {
+  auto h = GetHandle(fh);
+  if (!h || h->ino != ino || !h->dir) return Error(EBADF, "unknown directory handle");
+  return base::Ok();
+}
+
+Status Volume::CheckFileHandle(uint64_t ino, uint64_t fh, Handle* out) const {
+  auto h = GetHandle(fh);
+  if (!h || h->ino != ino || h->dir) return Error(EBADF, "unknown file handle");
+  if (out) *out = *h;
+  return base::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attributes
+
+Result<j::StatStruct> Volume::Stat(uint64_t ino) {
+  j::GetStatRequest req;
+  req.InodeNumber = static_cast<int64_t>(ino);
+  return meta_.GetStat(req);
+}
+
+struct stat Volume::ToStat(const j::StatStruct& s) {
+  struct stat st {};
+  uint64_t ino = static_cast<uint64_t>(s.StatInodeNumber);
+  st.st_ino = ino;
+  st.st_mode = s.FileMode;
+  st.st_nlink = s.NumLinks;
+  st.st_uid = s.UserID;
+  st.st_gid = s.GroupID;
+  st.st_size = static_cast<off_t>(s.Size);
+  st.st_atim = NsToTimespec(s.ATimeNs);
+  st.st_mtim = NsToTimespec(s.MTimeNs);
+  st.st_ctim = NsToTimespec(s.CTimeNs);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = inodes_.find(ino);
+    if (it != inodes_.end()) {
+      Inode& n = *it->second;
+      if (n.type == 0) n.type = s.FileMode & S_IFMT;
+      st.st_mode |= n.special_bits;
+      if (S_ISREG(s.FileMode)) {
+        if (n.size_valid) st.st_size = static_cast<off_t>(n.size);
+        if (n.mtime_dirty) st.st_mtim = n.mtime;
+      }
+    }
+  }
+  st.st_blksize = static_cast<blksize_t>(opts_.attr_block_size);
+  st.st_blocks = static_cast<blkcnt_t>((static_cast<uint64_t>(st.st_size) + 511) / 512);
+  return st;
+}
+
+Entry Volume::MakeEntry(const j::StatStruct& s) {
+  Entry e;
+  e.ino = static_cast<uint64_t>(s.StatInodeNumber);
+  e.attr = ToStat(s);
+  e.entry_timeout = Seconds(opts_.entry_timeout);
+  e.attr_timeout = Seconds(opts_.attr_timeout);
+  return e;
+}
+
+Result<Entry> Volume::EntryFor(uint64_t ino) {
+  auto n = GetInode(ino);  // keep the table entry so the overlay applies
+  auto st = Stat(ino);
+  if (!st.ok()) {
+    std::lock_guard<std::mutex> l(mu_);
+    MaybeDropLocked(ino);
+    return st.error();
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    n->nlookup++;
+    n->type = st->FileMode & S_IFMT;
+  }
+  return MakeEntry(*st);
+}
+
+Result<Entry> Volume::EntryFromLookupPlus(const j::LookupPlusReply& r) {
+  const j::StatStruct& s = r;
+  j::StatStruct copy = s;
+  if (copy.StatInodeNumber == 0) copy.StatInodeNumber = r.InodeNumber;
+  auto n = GetInode(static_cast<uint64_t>(r.InodeNumber));
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    n->nlookup++;
+    n->type = copy.FileMode & S_IFMT;
+  }
+  return MakeEntry(copy);
+}
+
+Result<Entry> Volume::Lookup(uint64_t parent, const std::string& name) {
+  j::LookupRequest req;
+  req.InodeNumber = static_cast<int64_t>(parent);
+  req.Basename = name;
+  auto r = meta_.LookupPlus(req);
+  if (!r.ok()) return r.error();
+  return EntryFromLookupPlus(*r);
+}
+
+Result<uint64_t> Volume::LookupIno(uint64_t parent, const std::string& name) {
+  j::LookupRequest req;
+  req.InodeNumber = static_cast<int64_t>(parent);
+  req.Basename = name;
+  auto r = meta_.Lookup(req);
+  if (!r.ok()) return r.error();
+  return static_cast<uint64_t>(r->InodeNumber);
+}
+
+Result<AttrReply> Volume::GetAttr(uint64_t ino) {
+  auto st = Stat(ino);
+  if (!st.ok()) return st.error();
+  AttrReply r;
+  r.attr = ToStat(*st);
+  r.attr_timeout = Seconds(opts_.attr_timeout);
+  return r;
+}
+
+Status Volume::FlushInodeLocked(Inode& inode) {
+  Status st = data_.Flush(inode.ino);
+  struct timespec mtime {};
+  bool send = false;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (inode.mtime_dirty) {
+      mtime = inode.mtime;
+      send = true;
+    }
+  }
+  if (send && !inode.hidden) {
+    j::SetTimeRequest req;
+    req.InodeNumber = static_cast<int64_t>(inode.ino);
+    req.Stat.MTimeNs = TimespecToNs(mtime);
+    auto r = meta_.SetTime(req);
+    if (r.ok()) {
+      std::lock_guard<std::mutex> l(mu_);
+      // Only clear if no write changed it meanwhile.
+      if (inode.mtime.tv_sec == mtime.tv_sec && inode.mtime.tv_nsec == mtime.tv_nsec) {
+        inode.mtime_dirty = false;
+      }
+    } else if (st.ok()) {
+      return r.error().Wrap("sending mtime after flush");
+    }
+  } else if (send) {
+    std::lock_guard<std::mutex> l(mu_);
+    inode.mtime_dirty = false;
+  }
+  return st;
+}
+
+Status Volume::FlushInode(uint64_t ino) {
+  auto n = FindInode(ino);
+  if (!n) return data_.Flush(ino);
+  std::unique_lock<std::shared_mutex> io(n->io_mu);
+  return FlushInodeLocked(*n);
+}
+
+Status Volume::Truncate(Inode& inode, uint64_t size) {
+  PFS_RETURN_IF_ERROR(FlushInodeLocked(inode));
+  j::ResizeRequest req;
+  req.InodeNumber = static_cast<int64_t>(inode.ino);
+  req.NewSize = size;
+  auto r = meta_.Resize(req);
+  if (!r.ok()) return r.error();
+  data_.Truncated(inode.ino, size);
+  std::lock_guard<std::mutex> l(mu_);
+  if (inode.size_valid) inode.size = size;
+  inode.mtime_dirty = false;  // the server set mtime = now
+  return base::Ok();
+}
+
+Result<AttrReply> Volume::SetAttr(const Caller& caller, uint64_t ino, const SetAttrIn& in) {
+  (void)caller;
+  auto n = GetInode(ino);
+  {
+    std::unique_lock<std::shared_mutex> io(n->io_mu);
+    if (in.mode) {
+      j::ChmodRequest req;
+      req.InodeNumber = static_cast<int64_t>(ino);
+      req.FileMode = *in.mode & 0777;
+      auto r = meta_.Chmod(req);
+      if (!r.ok()) return r.error();
+      std::lock_guard<std::mutex> l(mu_);
+      n->special_bits = *in.mode & kSpecialBits;
+    }
+    if (in.uid || in.gid) {
+      j::ChownRequest req;
+      req.InodeNumber = static_cast<int64_t>(ino);
+      req.UserID = in.uid ? static_cast<int32_t>(*in.uid) : -1;
+      req.GroupID = in.gid ? static_cast<int32_t>(*in.gid) : -1;
+      auto r = meta_.Chown(req);
+      if (!r.ok()) return r.error();
+      // POSIX: chown by a non-root clears suid/sgid; we clear our local copy always.
+      std::lock_guard<std::mutex> l(mu_);
+      n->special_bits &= ~static_cast<uint32_t>(S_ISUID | S_ISGID);
+    }
+    if (in.size) {
+      bool is_dir = false;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        is_dir = n->type == S_IFDIR;
+      }
+      if (is_dir) return Error(EISDIR, "truncate of a directory");
+      PFS_RETURN_IF_ERROR(Truncate(*n, *in.size));
+    }
+    if (in.atime || in.mtime) {
+      // Push dirty data first so a later flush does not override the explicit mtime.
+      PFS_RETURN_IF_ERROR(FlushInodeLocked(*n));
+      struct timespec now = Now();
+      j::SetTimeRequest req;
+      req.InodeNumber = static_cast<int64_t>(ino);
+      if (in.atime) {
+        req.Stat.ATimeNs = TimespecToNs(in.atime->tv_nsec == UTIME_NOW ? now : *in.atime);
+      }
+      if (in.mtime) {
+        req.Stat.MTimeNs = TimespecToNs(in.mtime->tv_nsec == UTIME_NOW ? now : *in.mtime);
+      }
+      auto r = meta_.SetTime(req);
+      if (!r.ok()) return r.error();
+      if (in.mtime) {
+        std::lock_guard<std::mutex> l(mu_);
+        n->mtime_dirty = false;
+      }
+    }
+  }
+  auto r = GetAttr(ino);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    MaybeDropLocked(ino);
+  }
+  return r;
+}
+
+Result<std::string> Volume::ReadLink(uint64_t ino) {
+  j::ReadSymlinkRequest req;
+  req.InodeNumber = static_cast<int64_t>(ino);
+  auto r = meta_.ReadSymlink(req);
+  if (!r.ok()) return r.error();
+  return r->Target;
+}
+
+Status Volume::Access(const Caller& caller, uint64_t ino, int mask) {
+  j::AccessRequest req;
+  req.InodeNumber = static_cast<int64_t>(ino);
+  req.UserID = static_cast<int32_t>(caller.uid);
+  req.GroupID = static_cast<int32_t>(caller.gid);
+  req.AccessMode = static_cast<uint32_t>(mask);
+  auto r = meta_.Access(req);
+  if (!r.ok()) return r.error();
+  return base::Ok();
+}
+
+Result<struct statvfs> Volume::StatFs() {
+  j::StatVFSRequest req;
+  auto r = meta_.StatVfs(req);
+  if (!r.ok()) return r.error();
+  struct statvfs s {};
+  s.f_bsize = r->BlockSize;
+  s.f_frsize = r->FragmentSize;
+  s.f_blocks = r->TotalBlocks;
+  s.f_bfree = r->FreeBlocks;
+  s.f_bavail = r->AvailBlocks;
+  s.f_files = r->TotalInodes;
+  s.f_ffree = r->FreeInodes;
+  s.f_favail = r->AvailInodes;
+  s.f_fsid = r->FileSystemID;
+  s.f_namemax = r->MaxFilenameLen;
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Namespace
+
+Result<Entry> Volume::Mknod(const Caller& caller, uint64_t parent, const std::string& name,
+                            uint32_t mode, dev_t rdev) {
+  (void)rdev;
+  uint32_t type = mode & S_IFMT;
+  if (type != 0 && type != S_IFREG) {
+    return Error(EPERM, "only regular files can be created with mknod (no devices, FIFOs or "
+                        "sockets on ProxyFS)");
+  }
+  j::CreateRequest req;
+  req.InodeNumber = static_cast<int64_t>(parent);
+  req.Basename = name;
+  req.UserID = static_cast<int32_t>(caller.uid);
+  req.GroupID = static_cast<int32_t>(caller.gid);
+  req.FileMode = mode & 0777;
+  auto r = meta_.Create(req);
+  if (!r.ok()) return r.error();
+  uint64_t ino = static_cast<uint64_t>(r->InodeNumber);
+  if (mode & kSpecialBits) {
+    auto n = GetInode(ino);
+    std::lock_guard<std::mutex> l(mu_);
+    n->special_bits = mode & kSpecialBits;
+  }
+  return EntryFor(ino);
+}
+
+Result<Entry> Volume::Mkdir(const Caller& caller, uint64_t parent, const std::string& name,
+                            uint32_t mode) {
+  j::MkdirRequest req;
+  req.InodeNumber = static_cast<int64_t>(parent);
+  req.Basename = name;
+  req.UserID = static_cast<int32_t>(caller.uid);
+  req.GroupID = static_cast<int32_t>(caller.gid);
+  req.FileMode = mode & 0777;
+  auto r = meta_.Mkdir(req);
+  if (!r.ok()) return r.error();
+  uint64_t ino = static_cast<uint64_t>(r->InodeNumber);
+  if (mode & kSpecialBits) {
+    auto n = GetInode(ino);
+    std::lock_guard<std::mutex> l(mu_);
+    n->special_bits = mode & kSpecialBits;
+  }
+  return EntryFor(ino);
+}
+
+Result<Entry> Volume::Symlink(const Caller& caller, uint64_t parent, const std::string& name,
+                              const std::string& target) {
+  j::SymlinkRequest req;
+  req.InodeNumber = static_cast<int64_t>(parent);
+  req.Basename = name;
+  req.Target = target;
+  req.UserID = static_cast<int32_t>(caller.uid);
+  req.GroupID = static_cast<int32_t>(caller.gid);
+  auto r = meta_.Symlink(req);
+  if (!r.ok()) return r.error();
+  return EntryFor(static_cast<uint64_t>(r->InodeNumber));
+}
+
+Result<Entry> Volume::Link(uint64_t ino, uint64_t new_parent, const std::string& new_name) {
+  j::LinkRequest req;
+  req.InodeNumber = static_cast<int64_t>(new_parent);
+  req.Basename = new_name;
+  req.TargetInodeNumber = static_cast<int64_t>(ino);
+  auto r = meta_.Link(req);
+  if (!r.ok()) return r.error();
+  return EntryFor(ino);
+}
+
+Result<bool> Volume::HideIfOpen(uint64_t parent, const std::string& name, uint64_t ino) {
+  auto n = FindInode(ino);
+  if (!n) return false;
+  std::unique_lock<std::shared_mutex> io(n->io_mu);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (n->open_count == 0 || n->hidden) return false;
+  }
+  auto st = Stat(ino);
+  if (!st.ok()) return st.error();
+  if (!S_ISREG(st->FileMode) || st->NumLinks > 1) return false;
+  j::RenameRequest req;
+  req.SrcDirInodeNumber = static_cast<int64_t>(parent);
+  req.SrcBasename = name;
+  req.DstDirInodeNumber = static_cast<int64_t>(parent);
+  req.DstBasename = HiddenName(ino);
+  auto r = meta_.Rename(req);
+  if (!r.ok()) return r.error();
+  std::lock_guard<std::mutex> l(mu_);
+  n->hidden = true;
+  n->hidden_parent = parent;
+  if (hidden_renames_) hidden_renames_->Inc();
+  return true;
+}
+
+Status Volume::Unlink(uint64_t parent, const std::string& name) {
+  auto ino = LookupIno(parent, name);
+  if (!ino.ok()) return ino.error();
+  auto hidden = HideIfOpen(parent, name, *ino);
+  if (!hidden.ok()) return hidden.error();
+  if (*hidden) return base::Ok();
+  if (data_.HasDirty(*ino)) {
+    // The file may be destroyed by the unlink: complete its pending LogSegments first so no
+    // RpcWrote arrives for a vanished inode (an error here is about to be moot).
+    (void)FlushInode(*ino);
+  }
+  j::UnlinkRequest req;
+  req.InodeNumber = static_cast<int64_t>(parent);
+  req.Basename = name;
+  auto r = meta_.Unlink(req);
+  if (!r.ok()) return r.error();
+  data_.Invalidate(*ino);
+  return base::Ok();
+}
+
+Status Volume::Rmdir(uint64_t parent, const std::string& name) {
+  j::UnlinkRequest req;
+  req.InodeNumber = static_cast<int64_t>(parent);
+  req.Basename = name;
+  auto r = meta_.Rmdir(req);
+  if (!r.ok()) return r.error();
+  return base::Ok();
+}
+
+Status Volume::Rename(uint64_t parent, const std::string& name, uint64_t new_parent,
+                      const std::string& new_name, unsigned int flags) {
+  if (flags & RENAME_EXCHANGE) return Error(EINVAL, "RENAME_EXCHANGE is not supported");
+  if (flags & ~static_cast<unsigned int>(RENAME_NOREPLACE)) {
+    return Error(EINVAL, "unsupported rename flags");
+  }
+  auto src = LookupIno(parent, name);
+  if (!src.ok()) return src.error();
+  auto dst = LookupIno(new_parent, new_name);
+  if (dst.ok()) {
+    if (flags & RENAME_NOREPLACE) return Error(EEXIST, "rename target exists (RENAME_NOREPLACE)");
+    if (*dst == *src) return base::Ok();  // POSIX: same file, nothing to do
+    auto dst_stat = Stat(*dst);
+    if (!dst_stat.ok()) return dst_stat.error();
+    auto src_stat = Stat(*src);
+    if (!src_stat.ok()) return src_stat.error();
+    bool src_dir = S_ISDIR(src_stat->FileMode);
+    if (S_ISDIR(dst_stat->FileMode)) {
+      if (!src_dir) return Error(EISDIR, "rename of a non-directory onto a directory");
+      // The server refuses to replace a directory (EEXIST): remove the (empty) target first.
+      PFS_RETURN_IF_ERROR(Rmdir(new_parent, new_name));
+    } else {
+      if (src_dir) return Error(ENOTDIR, "rename of a directory onto a non-directory");
+      auto hidden = HideIfOpen(new_parent, new_name, *dst);
+      if (!hidden.ok()) return hidden.error();
+      if (!*hidden && data_.HasDirty(*dst)) (void)FlushInode(*dst);
+    }
+  } else if (dst.error().Errno() != ENOENT) {
+    return dst.error();
+  }
+  j::RenameRequest req;
+  req.SrcDirInodeNumber = static_cast<int64_t>(parent);
+  req.SrcBasename = name;
+  req.DstDirInodeNumber = static_cast<int64_t>(new_parent);
+  req.DstBasename = new_name;
+  auto r = meta_.Rename(req);
+  if (!r.ok()) return r.error();
+  return base::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files
+
+Result<OpenReply> Volume::Open(uint64_t ino, int flags) {
+  auto n = GetInode(ino);
+  auto st = Stat(ino);
+  if (!st.ok()) {
+    std::lock_guard<std::mutex> l(mu_);
+    MaybeDropLocked(ino);
+    return st.error();
+  }
+  if (!S_ISREG(st->FileMode)) {
+    std::lock_guard<std::mutex> l(mu_);
+    MaybeDropLocked(ino);
+    return Error(S_ISDIR(st->FileMode) ? EISDIR : EINVAL, "open of a non-regular file");
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    n->type = S_IFREG;
+    n->open_count++;
+    if (!n->size_valid) {
+      n->size = st->Size;
+      n->size_valid = true;
+    }
+  }
+  OpenReply rep;
+  rep.fh = NewHandle(ino, flags, false);
+  if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
+    std::unique_lock<std::shared_mutex> io(n->io_mu);
+    Status t = Truncate(*n, 0);
+    if (!t.ok()) {
+      io.unlock();
+      (void)Release(ino, rep.fh);
+      return t.error();
+    }
+  }
+  return rep;
+}
+
+Result<std::pair<Entry, OpenReply>> Volume::Create(const Caller& caller, uint64_t parent,
+                                                   const std::string& name, uint32_t mode,
+                                                   int flags) {
+  j::CreateRequest req;
+  req.InodeNumber = static_cast<int64_t>(parent);
+  req.Basename = name;
+  req.UserID = static_cast<int32_t>(caller.uid);
+  req.GroupID = static_cast<int32_t>(caller.gid);
+  req.FileMode = mode & 0777;
+  auto r = meta_.Create(req);
+  uint64_t ino = 0;
+  if (!r.ok()) {
+    // The kernel's dentry cache may have been stale: O_CREAT without O_EXCL opens the file.
+    if (r.error().Errno() != EEXIST || (flags & O_EXCL)) return r.error();
+    auto e = Lookup(parent, name);
+    if (!e.ok()) return r.error();
+    auto o = Open(e->ino, flags);
+    if (!o.ok()) {
+      Forget(e->ino, 1);
+      return o.error();
+    }
+    return std::make_pair(*e, *o);
+  }
+  ino = static_cast<uint64_t>(r->InodeNumber);
+  auto n = GetInode(ino);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    n->special_bits = mode & kSpecialBits;
+    n->type = S_IFREG;
+    n->open_count++;
+    n->size = 0;
+    n->size_valid = true;
+  }
+  auto e = EntryFor(ino);
+  if (!e.ok()) {
+    std::lock_guard<std::mutex> l(mu_);
+    n->open_count--;
+    MaybeDropLocked(ino);
+    return e.error();
+  }
+  OpenReply rep;
+  rep.fh = NewHandle(ino, flags, false);
+  return std::make_pair(*e, rep);
+}
+
+Result<std::string> Volume::Read(uint64_t ino, uint64_t fh, uint64_t off, uint64_t size) {
+  PFS_RETURN_IF_ERROR(CheckFileHandle(ino, fh, nullptr));
+  auto n = FindInode(ino);
+  if (!n) return Error(EBADF, "read of an inode without state");
+  std::shared_lock<std::shared_mutex> io(n->io_mu);
+  uint64_t file_size;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    file_size = n->size;
+  }
+  return data_.Read(ino, off, size, file_size);
+}
+
+Result<size_t> Volume::Write(uint64_t ino, uint64_t fh, uint64_t off, std::string_view data) {
+  Handle h;
+  PFS_RETURN_IF_ERROR(CheckFileHandle(ino, fh, &h));
+  if ((h.flags & O_ACCMODE) == O_RDONLY) return Error(EBADF, "write on a read-only handle");
+  auto n = FindInode(ino);
+  if (!n) return Error(EBADF, "write of an inode without state");
+  bool append = (h.flags & O_APPEND) != 0;
+  std::shared_lock<std::shared_mutex> shared(n->io_mu, std::defer_lock);
+  std::unique_lock<std::shared_mutex> exclusive(n->io_mu, std::defer_lock);
+  if (append) {
+    exclusive.lock();
+    std::lock_guard<std::mutex> l(mu_);
+    off = n->size;
+  } else {
+    shared.lock();
+  }
+  Status st = data_.Write(ino, off, data);
+  if (!st.ok()) return st.error();
+  std::lock_guard<std::mutex> l(mu_);
+  n->size = std::max(n->size, off + data.size());
+  n->mtime = Now();
+  n->mtime_dirty = true;
+  return data.size();
+}
+
+Status Volume::Flush(uint64_t ino, uint64_t fh) {
+  Handle h;
+  PFS_RETURN_IF_ERROR(CheckFileHandle(ino, fh, &h));
+  return FlushInode(ino);
+}
+
+Status Volume::Fsync(uint64_t ino, uint64_t fh, bool datasync) {
+  (void)datasync;
+  PFS_RETURN_IF_ERROR(CheckFileHandle(ino, fh, nullptr));
+  return FlushInode(ino);
+}
+
+Status Volume::Fallocate(uint64_t ino, uint64_t fh, int mode, uint64_t off, uint64_t len) {
+  (void)ino;
+  (void)fh;
+  (void)mode;
+  (void)off;
+  (void)len;
+  return Error(EOPNOTSUPP, "fallocate is not supported");
+}
+
+Status Volume::Release(uint64_t ino, uint64_t fh) {
+  std::shared_ptr<Inode> n;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = handles_.find(fh);
+    if (it == handles_.end() || it->second.ino != ino || it->second.dir) {
+      return Error(EBADF, "release of an unknown file handle");
+    }
+    handles_.erase(it);
+    auto in = inodes_.find(ino);
+    if (in == inodes_.end()) return base::Ok();
+    n = in->second;
+  }
+  std::unique_lock<std::shared_mutex> io(n->io_mu);
+  bool last = false;
+  bool hidden = false;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (n->open_count > 0) n->open_count--;
+    last = n->open_count == 0;
+    hidden = n->hidden;
+  }
+  Status result = base::Ok();
+  if (last && hidden) {
+    // The file was unlinked while open: its data no longer matters, but its LogSegments must
+    // complete before the inode goes away.
+    (void)data_.Flush(ino);
+    j::UnlinkRequest req;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      req.InodeNumber = static_cast<int64_t>(n->hidden_parent);
+    }
+    req.Basename = HiddenName(ino);
+    auto r = meta_.Unlink(req);
+    if (!r.ok()) result = r.error().Wrap("removing hidden name of an unlinked open file");
+    data_.Forget(ino);
+    std::lock_guard<std::mutex> l(mu_);
+    n->hidden = false;
+    n->mtime_dirty = false;
+    n->size_valid = false;
+  } else if (last) {
+    // Normally close already flushed; a write after the last flush (mmap) is persisted here.
+    Status f = FlushInodeLocked(*n);
+    if (!f.ok()) result = f;
+    std::lock_guard<std::mutex> l(mu_);
+    if (n->open_count == 0 && !data_.HasDirty(ino)) n->size_valid = false;
+  }
+  io.unlock();
+  std::lock_guard<std::mutex> l(mu_);
+  MaybeDropLocked(ino);
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Directories
+
+Result<OpenReply> Volume::OpenDir(uint64_t ino) {
+  auto st = Stat(ino);
+  if (!st.ok()) return st.error();
+  if (!S_ISDIR(st->FileMode)) return Error(ENOTDIR, "opendir of a non-directory");
+  OpenReply rep;
+  rep.fh = NewHandle(ino, O_RDONLY, true);
+  return rep;
+}
+
+Result<std::vector<DirEntryOut>> Volume::ReadDir(uint64_t ino, uint64_t fh, int64_t off,
+                                                 size_t max_entries, bool plus) {
+  PFS_RETURN_IF_ERROR(CheckDirHandle(ino, fh));
+  std::vector<DirEntryOut> out;
+  uint64_t batch = std::max<uint64_t>(1, std::min<uint64_t>(max_entries, opts_.readdir_max_entries));
+  int64_t prev = off - 1;
+  for (int rounds = 0; rounds < 64 && out.empty(); ++rounds) {
+    j::ReaddirByLocRequest req;
+    req.InodeNumber = static_cast<int64_t>(ino);
+    req.MaxEntries = batch;
+    req.PrevDirEntLocation = prev;
+    std::vector<j::DirEntry> ents;
+    std::vector<j::StatStruct> stats;
+    if (plus) {
+      auto r = meta_.ReaddirPlusByLoc(req);
+      if (!r.ok()) return r.error();
+      ents = std::move(r->DirEnts);
+      stats = std::move(r->StatEnts);
+    } else {
+      auto r = meta_.ReaddirByLoc(req);
+      if (!r.ok()) return r.error();
+      ents = std::move(r->DirEnts);
+    }
+    if (ents.empty()) break;
+    for (size_t i = 0; i < ents.size(); ++i) {
+      const j::DirEntry& d = ents[i];
+      prev = d.NextDirLocation - 1;
+      if (IsHiddenName(d.Basename)) continue;
+      DirEntryOut e;
+      e.name = d.Basename;
+      e.ino = static_cast<uint64_t>(d.InodeNumber);
+      e.type = TypeFromDt(d.FileType);
+      e.next_off = d.NextDirLocation;
+      if (plus && i < stats.size()) {
+        j::StatStruct s = stats[i];
+        if (s.StatInodeNumber == 0) s.StatInodeNumber = d.InodeNumber;
+        e.entry = MakeEntry(s);
+      }
+      out.push_back(std::move(e));
+    }
+  }
+  return out;
+}
+
+Status Volume::ReleaseDir(uint64_t ino, uint64_t fh) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = handles_.find(fh);
+  if (it == handles_.end() || it->second.ino != ino || !it->second.dir) {
+    return Error(EBADF, "releasedir of an unknown handle");
+  }
+  handles_.erase(it);
+  return base::Ok();
+}
+
+Status Volume::FsyncDir(uint64_t ino, uint64_t fh) {
+  // Directory changes are synchronous RPCs: nothing is pending.
+  return CheckDirHandle(ino, fh);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Extended attributes
+
+Status Volume::SetXAttr(uint64_t ino, const std::string& name, std::string_view value,
+                        int flags) {
+  if (!opts_.xattr_enabled) return Error(ENOTSUP, "extended attributes are disabled");
+  if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) return Error(EINVAL, "bad setxattr flags");
+  if (flags != 0) {
+    // The server's own create/replace flags deadlock on a real ProxyFS: check here instead.
+    j::GetXAttrRequest g;
+    g.InodeNumber = static_cast<int64_t>(ino);
+    g.AttrName = name;
+    auto r = meta_.GetXAttr(g);
+    bool exists = r.ok();
+    if (!r.ok() && r.error().Errno() != ENODATA) return r.error();
+    if ((flags & XATTR_CREATE) && exists) return Error(EEXIST, "xattr exists");
+    if ((flags & XATTR_REPLACE) && !exists) return Error(ENODATA, "xattr does not exist");
+  }
+  j::SetXAttrRequest req;
+  req.InodeNumber = static_cast<int64_t>(ino);
+  req.AttrName = name;
+  req.AttrValue = std::string(value);
+  req.AttrFlags = 0;
+  auto r = meta_.SetXAttr(req);
+  if (!r.ok()) return r.error();
+  return base::Ok();
+}
+
+Result<std::string> Volume::GetXAttr(uint64_t ino, const std::string& name, size_t size) {
+  if (!opts_.xattr_enabled) return Error(ENOTSUP, "extended attributes are disabled");
+  j::GetXAttrRequest req;
+  req.InodeNumber = static_cast<int64_t>(ino);
+  req.AttrName = name;
+  auto r = meta_.GetXAttr(req);
+  if (!r.ok()) return r.error();
+  std::string v = r->AttrValue.value_or("");
+  if (size != 0 && v.size() > size) return Error(ERANGE, "xattr value larger than the buffer");
+  return v;
+}
+
+Result<std::string> Volume::ListXAttr(uint64_t ino, size_t size) {
+  if (!opts_.xattr_enabled) return Error(ENOTSUP, "extended attributes are disabled");
+  j::ListXAttrRequest req;
+  req.InodeNumber = static_cast<int64_t>(ino);
+  auto r = meta_.ListXAttr(req);
+  if (!r.ok()) return r.error();
+  std::string out;
+  for (const auto& n : r->AttrNames) {
+    out += n;
+    out.push_back('\0');
+  }
+  if (size != 0 && out.size() > size) return Error(ERANGE, "xattr list larger than the buffer");
+  return out;
+}
+
+Status Volume::RemoveXAttr(uint64_t ino, const std::string& name) {
+  if (!opts_.xattr_enabled) return Error(ENOTSUP, "extended attributes are disabled");
+  // The server accepts removing a missing name; POSIX wants ENODATA.
+  j::GetXAttrRequest g;
+  g.InodeNumber = static_cast<int64_t>(ino);
+  g.AttrName = name;
+  auto gr = meta_.GetXAttr(g);
+  if (!gr.ok()) return gr.error();
+  j::RemoveXAttrRequest req;
+  req.InodeNumber = static_cast<int64_t>(ino);
+  req.AttrName = name;
+  auto r = meta_.RemoveXAttr(req);
+  if (!r.ok()) return r.error();
+  return base::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle
+
+Status Volume::FlushAll() {
+  std::vector<uint64_t> todo = data_.DirtyInodes();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& [ino, n] : inodes_) {
+      if (n->mtime_dirty) todo.push_back(ino);
+    }
+  }
+  std::sort(todo.begin(), todo.end());
+  todo.erase(std::unique(todo.begin(), todo.end()), todo.end());
+  Status first = base::Ok();
+  for (uint64_t ino : todo) {
+    Status st = FlushInode(ino);
+    if (!st.ok() && first.ok()) first = st.error().Wrap("inode " + std::to_string(ino));
+  }
+  Status rest = data_.FlushAll();
+  if (!rest.ok() && first.ok()) first = rest;
+  return first;
+}
+
+std::vector<Unpersisted> Volume::PendingReport() const {
+  std::vector<Unpersisted> out;
+  for (uint64_t ino : data_.DirtyInodes()) {
+    out.push_back(Unpersisted{ino, 0, "unflushed file data"});
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  for (const auto& [ino, n] : inodes_) {
+    if (n->mtime_dirty && !n->hidden) {
+      out.push_back(Unpersisted{ino, 0, "modification time not sent"});
+    }
+  }
+  return out;
+}
+
+void Volume::CleanupHidden() {
+  std::vector<std::pair<uint64_t, uint64_t>> hidden;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& [ino, n] : inodes_) {
+      if (n->hidden) hidden.emplace_back(ino, n->hidden_parent);
+    }
+  }
+  for (auto [ino, parent] : hidden) {
+    (void)data_.Flush(ino);
+    j::UnlinkRequest req;
+    req.InodeNumber = static_cast<int64_t>(parent);
+    req.Basename = HiddenName(ino);
+    (void)meta_.Unlink(req);
+    auto n = FindInode(ino);
+    if (n) {
+      std::lock_guard<std::mutex> l(mu_);
+      n->hidden = false;
+    }
+  }
+}
+
+}  // namespace pfsfuse
