@@ -1,0 +1,573 @@
+#include "lease/lease_manager.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <vector>
+
+namespace lease {
+
+using Clock = std::chrono::steady_clock;
+
+const char* LeaseStateName(LeaseState s) {
+  switch (s) {
+    case LeaseState::kNone: return "None";
+    case LeaseState::kSharedRequested: return "SharedRequested";
+    case LeaseState::kSharedGranted: return "SharedGranted";
+    case LeaseState::kPromoting: return "Promoting";
+    case LeaseState::kExclusiveRequested: return "ExclusiveRequested";
+    case LeaseState::kExclusiveGranted: return "ExclusiveGranted";
+    case LeaseState::kDemoting: return "Demoting";
+    case LeaseState::kReleasing: return "Releasing";
+  }
+  return "?";
+}
+
+namespace {
+
+constexpr LeaseState kAllStates[] = {
+    LeaseState::kNone,       LeaseState::kSharedRequested,    LeaseState::kSharedGranted,
+    LeaseState::kPromoting,  LeaseState::kExclusiveRequested, LeaseState::kExclusiveGranted,
+    LeaseState::kDemoting,   LeaseState::kReleasing};
+
+const char* RequestName(j::LeaseRequestType t) {
+  switch (t) {
+    case j::LeaseRequestType::kShared: return "shared";
+    case j::LeaseRequestType::kPromote: return "promote";
+    case j::LeaseRequestType::kExclusive: return "exclusive";
+    case j::LeaseRequestType::kDemote: return "demote";
+    case j::LeaseRequestType::kRelease: return "release";
+  }
+  return "unknown";
+}
+
+const char* ReplyName(j::LeaseReplyType t) {
+  switch (t) {
+    case j::LeaseReplyType::kDenied: return "denied";
+    case j::LeaseReplyType::kShared: return "shared";
+    case j::LeaseReplyType::kPromoted: return "promoted";
+    case j::LeaseReplyType::kExclusive: return "exclusive";
+    case j::LeaseReplyType::kDemoted: return "demoted";
+    case j::LeaseReplyType::kReleased: return "released";
+  }
+  return "unknown";
+}
+
+bool Granted(LeaseState s) {
+  return s == LeaseState::kSharedGranted || s == LeaseState::kExclusiveGranted;
+}
+
+}  // namespace
+
+LeaseManager::LeaseManager(swift::MetadataClient& client, base::Registry& registry,
+                           LeaseOptions options, LeaseHooks hooks)
+    : client_(client), options_(options), hooks_(std::move(hooks)) {
+  for (LeaseState s : kAllStates) {
+    if (s == LeaseState::kNone) continue;
+    state_gauges_[s] = registry.GetGauge("pfsagent_leases", "Inodes by client lease state",
+                                         std::string("state=\"") + LeaseStateName(s) + "\"");
+  }
+  for (auto t : {j::LeaseRequestType::kShared, j::LeaseRequestType::kPromote,
+                 j::LeaseRequestType::kExclusive, j::LeaseRequestType::kDemote,
+                 j::LeaseRequestType::kRelease}) {
+    std::string label = std::string("type=\"") + RequestName(t) + "\"";
+    request_counters_[t] = registry.GetCounter("pfsagent_lease_requests_total",
+                                               "RpcLease requests sent, by type", label);
+    request_latency_[t] = registry.GetHistogram("pfsagent_lease_request_duration_seconds",
+                                                "RpcLease round-trip time, by type", label);
+  }
+  for (auto r : {j::LeaseReplyType::kDenied, j::LeaseReplyType::kShared,
+                 j::LeaseReplyType::kPromoted, j::LeaseReplyType::kExclusive,
+                 j::LeaseReplyType::kDemoted, j::LeaseReplyType::kReleased}) {
+    reply_counters_[r] = registry.GetCounter("pfsagent_lease_replies_total",
+                                             "RpcLease replies received, by reply type",
+                                             std::string("reply=\"") + ReplyName(r) + "\"");
+  }
+  request_errors_ = registry.GetCounter("pfsagent_lease_request_errors_total",
+                                        "RpcLease calls that failed (error instead of a reply)");
+  for (auto [t, name] : {std::pair{j::RPCInterruptType::kUnmount, "unmount"},
+                         std::pair{j::RPCInterruptType::kDemote, "demote"},
+                         std::pair{j::RPCInterruptType::kRelease, "release"}}) {
+    interrupt_counters_[t] = registry.GetCounter("pfsagent_lease_interrupts_total",
+                                                 "Lease upcalls received, by type",
+                                                 std::string("type=\"") + name + "\"");
+  }
+  interrupts_ignored_ = registry.GetCounter(
+      "pfsagent_lease_interrupts_ignored_total",
+      "Lease upcalls for inodes without a lease (already released or unknown)");
+  limit_evictions_ = registry.GetCounter(
+      "pfsagent_lease_limit_evictions_total",
+      "Idle leases demoted or released to honour SharedLeaseLimit/ExclusiveLeaseLimit");
+  flush_failures_ = registry.GetCounter("pfsagent_lease_flush_failures_total",
+                                        "Flush hook failures before a demote or release");
+  worker_ = std::thread([this] { WorkerLoop(); });
+}
+
+LeaseManager::~LeaseManager() { Stop(); }
+
+void LeaseManager::Stop() {
+  {
+    std::lock_guard lk(mu_);
+    if (stopping_ && !worker_.joinable()) return;
+    stopping_ = true;
+    queue_.clear();
+  }
+  cv_.notify_all();
+  if (worker_.joinable() && worker_.get_id() != std::this_thread::get_id()) worker_.join();
+}
+
+void LeaseManager::SetStateLocked(uint64_t ino, Entry& e, LeaseState s) {
+  if (e.state == s) return;
+  if (e.state != LeaseState::kNone) state_gauges_[e.state]->Add(-1);
+  if (s != LeaseState::kNone) state_gauges_[s]->Add(1);
+  e.state = s;
+  if (s == LeaseState::kNone) {
+    if (e.in_lru) {
+      lru_.erase(e.lru);
+      e.in_lru = false;
+    }
+  } else if (!e.in_lru) {
+    e.lru = lru_.insert(lru_.end(), ino);
+    e.in_lru = true;
+    e.last_used = Clock::now();
+  }
+}
+
+void LeaseManager::TouchLocked(uint64_t ino, Entry& e) {
+  e.last_used = Clock::now();
+  if (e.in_lru) lru_.splice(lru_.end(), lru_, e.lru);
+  (void)ino;
+}
+
+void LeaseManager::EraseIfNoneLocked(uint64_t ino) {
+  auto it = entries_.find(ino);
+  if (it != entries_.end() && it->second.state == LeaseState::kNone && !it->second.busy) {
+    entries_.erase(it);
+  }
+}
+
+void LeaseManager::EnqueueLocked(Task t) {
+  if (stopping_) return;
+  queue_.push_back(t);
+  cv_.notify_all();
+}
+
+void LeaseManager::EnforceLimitsLocked(uint64_t except_ino) {
+  auto count = [&](LeaseState s) { return static_cast<uint64_t>(state_gauges_[s]->Value()); };
+  auto queued = [&](Work w) {
+    uint64_t n = 0;
+    for (const auto& t : queue_) n += (t.from_limit && t.work == w) ? 1 : 0;
+    return n;
+  };
+  struct Rule {
+    uint64_t limit;
+    LeaseState state;
+    Work work;
+  };
+  for (const Rule& rule :
+       {Rule{options_.exclusive_lease_limit, LeaseState::kExclusiveGranted, Work::kDemote},
+        Rule{options_.shared_lease_limit, LeaseState::kSharedGranted, Work::kRelease}}) {
+    if (rule.limit == 0) continue;
+    uint64_t have = count(rule.state), pending = queued(rule.work);
+    if (have <= rule.limit + pending) continue;
+    uint64_t excess = have - rule.limit - pending;
+    std::set<uint64_t> already;
+    for (const auto& t : queue_) already.insert(t.ino);
+    for (uint64_t ino : lru_) {
+      if (excess == 0) break;
+      if (ino == except_ino || already.count(ino)) continue;
+      const Entry& e = entries_.at(ino);
+      if (e.busy || e.state != rule.state) continue;
+      EnqueueLocked(Task{rule.work, ino, true});
+      limit_evictions_->Inc();
+      --excess;
+    }
+  }
+}
+
+void LeaseManager::AfterTransitionLocked(uint64_t ino, Entry& e) {
+  if (e.pending) {
+    if (Granted(e.state)) EnqueueLocked(Task{*e.pending, ino, false});
+    e.pending.reset();
+  }
+  if (Granted(e.state)) EnforceLimitsLocked(ino);
+  cv_.notify_all();
+}
+
+base::Result<j::LeaseReplyType> LeaseManager::Rpc(uint64_t ino, j::LeaseRequestType type) {
+  request_counters_[type]->Inc();
+  j::LeaseRequest req;
+  req.InodeNumber = static_cast<int64_t>(ino);
+  req.LeaseRequestType = type;
+  auto t0 = Clock::now();
+  auto r = client_.Lease(req);
+  request_latency_[type]->Observe(std::chrono::duration<double>(Clock::now() - t0).count());
+  if (!r.ok()) {
+    request_errors_->Inc();
+    return r.error().Wrap(std::string("RpcLease ") + RequestName(type) + " inode " +
+                          std::to_string(ino));
+  }
+  auto it = reply_counters_.find(r->LeaseReplyType);
+  if (it == reply_counters_.end()) {
+    request_errors_->Inc();
+    return base::Error(EIO, "RpcLease " + std::string(RequestName(type)) + " inode " +
+                                std::to_string(ino) + ": unknown reply type " +
+                                std::to_string(static_cast<uint32_t>(r->LeaseReplyType)));
+  }
+  it->second->Inc();
+  return r->LeaseReplyType;
+}
+
+void LeaseManager::RunFlush(uint64_t ino) {
+  if (!hooks_.flush) return;
+  auto st = hooks_.flush(ino);
+  if (!st.ok()) {
+    flush_failures_->Inc();
+    spdlog::warn("lease: flush of inode {} before giving up its lease failed: {}", ino,
+                 st.error().ToString());
+  }
+}
+
+void LeaseManager::RunInvalidate(uint64_t ino) {
+  if (hooks_.invalidate) hooks_.invalidate(ino);
+}
+
+base::Status LeaseManager::AcquireShared(uint64_t ino) { return Acquire(ino, false); }
+
+base::Status LeaseManager::AcquireExclusive(uint64_t ino) { return Acquire(ino, true); }
+
+base::Status LeaseManager::Acquire(uint64_t ino, bool exclusive) {
+  const auto deadline = Clock::now() + options_.acquire_timeout;
+  auto delay = options_.retry_delay;
+  uint64_t denied = 0;
+  std::unique_lock lk(mu_);
+  while (true) {
+    if (stopping_) return base::Error(ESHUTDOWN, "lease manager stopped");
+    Entry& e = entries_[ino];
+    if (!e.busy) {
+      if (e.state == LeaseState::kExclusiveGranted ||
+          (!exclusive && e.state == LeaseState::kSharedGranted)) {
+        TouchLocked(ino, e);
+        return base::Ok();
+      }
+      if (e.state == LeaseState::kNone || e.state == LeaseState::kSharedGranted) {
+        const bool promote = e.state == LeaseState::kSharedGranted;
+        const auto type = promote     ? j::LeaseRequestType::kPromote
+                          : exclusive ? j::LeaseRequestType::kExclusive
+                                      : j::LeaseRequestType::kShared;
+        e.busy = true;
+        SetStateLocked(ino, e, promote     ? LeaseState::kPromoting
+                               : exclusive ? LeaseState::kExclusiveRequested
+                                           : LeaseState::kSharedRequested);
+        lk.unlock();
+        auto reply = Rpc(ino, type);
+        bool release_first = false;  // server still has a record we must drop
+        base::Status fail;
+        lk.lock();
+        Entry& e2 = entries_[ino];
+        if (!reply.ok()) {
+          if (promote) {
+            // Typically "non-existent Lease": the server expired our shared lease.
+            release_first = false;
+            SetStateLocked(ino, e2, LeaseState::kNone);
+            lk.unlock();
+            RunInvalidate(ino);
+            lk.lock();
+            ++denied;
+            spdlog::warn("lease: {}; retrying as exclusive", reply.error().Message());
+          } else {
+            SetStateLocked(ino, e2, LeaseState::kNone);
+            fail = reply.error();
+          }
+        } else {
+          switch (*reply) {
+            case j::LeaseReplyType::kShared:
+              // Valid for a Shared request; for Exclusive/Promote the server says we are
+              // shared: record the truth and loop (promote next).
+              SetStateLocked(ino, e2, LeaseState::kSharedGranted);
+              break;
+            case j::LeaseReplyType::kExclusive:  // quirk: also for Shared requests
+            case j::LeaseReplyType::kPromoted:
+              SetStateLocked(ino, e2, LeaseState::kExclusiveGranted);
+              break;
+            case j::LeaseReplyType::kDenied:
+              ++denied;
+              if (promote) {
+                // Another promoter won: give up our shared lease, then ask for exclusive.
+                SetStateLocked(ino, e2, LeaseState::kReleasing);
+                lk.unlock();
+                RunInvalidate(ino);
+                lk.lock();
+              } else {
+                SetStateLocked(ino, e2, LeaseState::kNone);
+              }
+              release_first = true;
+              break;
+            case j::LeaseReplyType::kDemoted:
+            case j::LeaseReplyType::kReleased:
+              SetStateLocked(ino, e2, LeaseState::kNone);
+              fail = base::Error(EIO, "RpcLease " + std::string(RequestName(type)) + " inode " +
+                                          std::to_string(ino) + ": unexpected reply " +
+                                          ReplyName(*reply));
+              break;
+          }
+        }
+        if (release_first) {
+          lk.unlock();
+          auto rel = Rpc(ino, j::LeaseRequestType::kRelease);
+          if (!rel.ok()) spdlog::info("lease: recovery release: {}", rel.error().Message());
+          lk.lock();
+          SetStateLocked(ino, entries_[ino], LeaseState::kNone);
+        }
+        Entry& e3 = entries_[ino];
+        e3.busy = false;
+        if (Granted(e3.state)) TouchLocked(ino, e3);
+        AfterTransitionLocked(ino, e3);
+        if (!fail.ok()) {
+          EraseIfNoneLocked(ino);
+          return fail;
+        }
+        if (denied > options_.retry_limit) {
+          EraseIfNoneLocked(ino);
+          return base::Error(EIO, "RpcLease inode " + std::to_string(ino) + ": denied " +
+                                      std::to_string(denied) + " times");
+        }
+        if (release_first) {
+          // Back off before asking again (others may be mid-transition on the server).
+          auto until = std::min(deadline, Clock::now() + delay);
+          cv_.wait_until(lk, until, [&] { return stopping_; });
+          delay = std::chrono::milliseconds(
+              static_cast<int64_t>(static_cast<double>(delay.count()) * options_.retry_backoff));
+          if (Clock::now() >= deadline) {
+            EraseIfNoneLocked(ino);
+            return base::Error(ETIMEDOUT, "lease on inode " + std::to_string(ino) +
+                                              " not granted before the deadline");
+          }
+        }
+        continue;
+      }
+    }
+    // Another thread (or the worker) is transitioning this inode: wait for it.
+    if (cv_.wait_until(lk, deadline) == std::cv_status::timeout) {
+      auto it = entries_.find(ino);
+      if (it != entries_.end() && it->second.busy) {
+        return base::Error(ETIMEDOUT, "lease on inode " + std::to_string(ino) +
+                                          " still busy at the deadline (state " +
+                                          LeaseStateName(it->second.state) + ")");
+      }
+    }
+  }
+}
+
+base::Status LeaseManager::GiveUp(uint64_t ino, Work work, Clock::time_point deadline) {
+  const bool on_worker = std::this_thread::get_id() == worker_.get_id();
+  std::unique_lock lk(mu_);
+  while (true) {
+    auto it = entries_.find(ino);
+    if (it == entries_.end() || it->second.state == LeaseState::kNone) {
+      if (on_worker) interrupts_ignored_->Inc();
+      return base::Ok();
+    }
+    Entry& e = it->second;
+    if (!e.busy && Granted(e.state)) break;
+    if (on_worker) {
+      // Never stall the worker: service it when the in-flight transition completes.
+      if (!e.pending || work == Work::kRelease) e.pending = work;
+      return base::Ok();
+    }
+    if (cv_.wait_until(lk, deadline) == std::cv_status::timeout) {
+      return base::Error(ETIMEDOUT, "lease on inode " + std::to_string(ino) +
+                                        " still busy at the deadline");
+    }
+  }
+  Entry& e = entries_[ino];
+  if (work == Work::kDemote && e.state == LeaseState::kSharedGranted) return base::Ok();
+  e.busy = true;
+  base::Status result;
+  if (work == Work::kDemote) {
+    SetStateLocked(ino, e, LeaseState::kDemoting);
+    lk.unlock();
+    RunFlush(ino);
+    auto r = Rpc(ino, j::LeaseRequestType::kDemote);
+    bool lost = !r.ok() || *r != j::LeaseReplyType::kDemoted;
+    if (lost) {
+      // Expired or revoked by the server: we hold nothing any more.
+      RunInvalidate(ino);
+      if (!r.ok()) result = r.error();
+    }
+    lk.lock();
+    SetStateLocked(ino, entries_[ino], lost ? LeaseState::kNone : LeaseState::kSharedGranted);
+  } else {
+    SetStateLocked(ino, e, LeaseState::kReleasing);
+    lk.unlock();
+    RunFlush(ino);
+    RunInvalidate(ino);
+    auto r = Rpc(ino, j::LeaseRequestType::kRelease);
+    if (!r.ok()) {
+      result = r.error();
+    } else if (*r != j::LeaseReplyType::kReleased) {
+      // Denied: the server no longer has our record (expired). Either way we hold nothing.
+      spdlog::info("lease: release of inode {} answered {}", ino, ReplyName(*r));
+    }
+    lk.lock();
+    SetStateLocked(ino, entries_[ino], LeaseState::kNone);
+  }
+  Entry& e2 = entries_[ino];
+  e2.busy = false;
+  AfterTransitionLocked(ino, e2);
+  EraseIfNoneLocked(ino);
+  return result;
+}
+
+base::Status LeaseManager::Release(uint64_t ino) {
+  return GiveUp(ino, Work::kRelease, Clock::now() + options_.acquire_timeout);
+}
+
+base::Status LeaseManager::ReleaseAll() {
+  const auto deadline = Clock::now() + options_.acquire_timeout;
+  std::vector<uint64_t> inos;
+  {
+    std::lock_guard lk(mu_);
+    for (const auto& [ino, e] : entries_) {
+      if (e.state != LeaseState::kNone) inos.push_back(ino);
+    }
+  }
+  std::sort(inos.begin(), inos.end());
+  base::Status first;
+  for (uint64_t ino : inos) {
+    base::Status st;
+    if (std::this_thread::get_id() == worker_.get_id()) {
+      // Unmount interrupt: the worker must wait for busy inodes rather than defer.
+      std::unique_lock lk(mu_);
+      cv_.wait_until(lk, deadline, [&] {
+        auto it = entries_.find(ino);
+        return it == entries_.end() || !it->second.busy;
+      });
+      lk.unlock();
+    }
+    st = GiveUp(ino, Work::kRelease, deadline);
+    if (!st.ok()) {
+      spdlog::warn("lease: release of inode {} failed: {}", ino, st.error().ToString());
+      if (first.ok()) first = st;
+    }
+  }
+  return first;
+}
+
+void LeaseManager::OnUpcall(const j::RPCInterrupt& interrupt) {
+  auto c = interrupt_counters_.find(interrupt.RPCInterruptType);
+  std::lock_guard lk(mu_);
+  if (c == interrupt_counters_.end() || interrupt.InodeNumber < 0) {
+    spdlog::warn("lease: ignoring malformed interrupt type {} inode {}",
+                 static_cast<uint32_t>(interrupt.RPCInterruptType), interrupt.InodeNumber);
+    interrupts_ignored_->Inc();
+    return;
+  }
+  c->second->Inc();
+  const auto ino = static_cast<uint64_t>(interrupt.InodeNumber);
+  switch (interrupt.RPCInterruptType) {
+    case j::RPCInterruptType::kUnmount:
+      spdlog::warn("lease: server sent an Unmount interrupt: releasing every lease");
+      EnqueueLocked(Task{Work::kUnmount, 0, false});
+      break;
+    case j::RPCInterruptType::kDemote:
+      EnqueueLocked(Task{Work::kDemote, ino, false});
+      break;
+    case j::RPCInterruptType::kRelease:
+      EnqueueLocked(Task{Work::kRelease, ino, false});
+      break;
+  }
+}
+
+void LeaseManager::WorkerLoop() {
+  std::unique_lock lk(mu_);
+  while (true) {
+    cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
+    if (stopping_) break;
+    Task t = queue_.front();
+    queue_.pop_front();
+    worker_busy_ = true;
+    lk.unlock();
+    base::Status st;
+    if (t.work == Work::kUnmount) {
+      st = ReleaseAll();
+    } else {
+      st = GiveUp(t.ino, t.work, Clock::now() + options_.acquire_timeout);
+    }
+    if (!st.ok()) {
+      spdlog::warn("lease: {} of inode {} failed: {}",
+                   t.work == Work::kDemote ? "demote" : "release", t.ino, st.error().ToString());
+    }
+    lk.lock();
+    worker_busy_ = false;
+    cv_.notify_all();
+  }
+}
+
+bool LeaseManager::WaitIdle(std::chrono::milliseconds timeout) {
+  std::unique_lock lk(mu_);
+  return cv_.wait_for(lk, timeout, [&] {
+    if (!queue_.empty() || worker_busy_) return false;
+    for (const auto& [ino, e] : entries_) {
+      if (e.busy) return false;
+    }
+    return true;
+  });
+}
+
+LeaseState LeaseManager::StateOf(uint64_t ino) const {
+  std::lock_guard lk(mu_);
+  auto it = entries_.find(ino);
+  return it == entries_.end() ? LeaseState::kNone : it->second.state;
+}
+
+std::map<LeaseState, uint64_t> LeaseManager::CountByState() const {
+  std::lock_guard lk(mu_);
+  std::map<LeaseState, uint64_t> out;
+  for (const auto& [ino, e] : entries_) {
+    if (e.state != LeaseState::kNone) ++out[e.state];
+  }
+  return out;
+}
+
+std::string LeaseManager::DumpJson() const {
+  nlohmann::json out;
+  out["limits"] = {{"SharedLeaseLimit", options_.shared_lease_limit},
+                   {"ExclusiveLeaseLimit", options_.exclusive_lease_limit}};
+  nlohmann::json counts = nlohmann::json::object();
+  nlohmann::json leases = nlohmann::json::array();
+  {
+    std::lock_guard lk(mu_);
+    for (LeaseState s : kAllStates) {
+      if (s != LeaseState::kNone) counts[LeaseStateName(s)] = state_gauges_.at(s)->Value();
+    }
+    std::vector<uint64_t> inos;
+    for (const auto& [ino, e] : entries_) {
+      if (e.state != LeaseState::kNone || e.busy) inos.push_back(ino);
+    }
+    std::sort(inos.begin(), inos.end());
+    const auto now = Clock::now();
+    for (uint64_t ino : inos) {
+      const Entry& e = entries_.at(ino);
+      nlohmann::json item = {
+          {"inode", ino},
+          {"state", LeaseStateName(e.state)},
+          {"busy", e.busy},
+          {"idle_seconds", std::chrono::duration<double>(now - e.last_used).count()}};
+      if (e.pending) {
+        item["pending_interrupt"] = *e.pending == Work::kDemote ? "demote" : "release";
+      } else {
+        item["pending_interrupt"] = nullptr;
+      }
+      leases.push_back(std::move(item));
+    }
+    out["queued_interrupts"] = queue_.size();
+  }
+  out["counts"] = std::move(counts);
+  out["leases"] = std::move(leases);
+  return out.dump(1, '\t') + "\n";
+}
+
+}  // namespace lease

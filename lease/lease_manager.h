@@ -1,0 +1,182 @@
+// LeaseManager: this mount's per-inode ProxyFS leases (WIRE.md §8, SERVER.md §8, AGENT.md §12).
+//
+// Client state per inode:
+//   None --AcquireShared--> SharedRequested --(Shared|Exclusive)--> SharedGranted|ExclusiveGranted
+//   None --AcquireExclusive--> ExclusiveRequested --Exclusive--> ExclusiveGranted
+//   SharedGranted --AcquireExclusive--> Promoting --(Promoted|Exclusive)--> ExclusiveGranted
+//                                                 --Denied--> invalidate, Releasing --> None, then
+//                                                             request Exclusive from None
+//   ExclusiveGranted --Demote upcall / limit--> Demoting (flush hook, RpcLease Demote) --> SharedGranted
+//   Shared|ExclusiveGranted --Release upcall / limit / Release() / ReleaseAll()-->
+//       Releasing (flush hook, invalidate hook, RpcLease Release) --> None
+// Server quirks honoured: a Shared request may be answered Exclusive; Promote answered Promoted
+// (or Exclusive after an expiry). A Denied Shared/Exclusive from None means the server still
+// has a record for us: we send a Release and retry (LeaseRetry* options).
+//
+// Upcalls (OnUpcall) are queued to the manager's own worker thread, so the retryrpc I/O thread
+// is never blocked. Interrupts for unknown/unleased inodes are ignored (counted); an interrupt
+// that arrives while a request for the inode is in flight is remembered and serviced as soon
+// as that request completes. Unmount interrupt: logged, every lease released.
+//
+// Limits: after each grant, if more than SharedLeaseLimit inodes hold a shared lease, the least
+// recently used idle ones are released; if more than ExclusiveLeaseLimit hold an exclusive
+// lease, the least recently used idle ones are demoted (0 = unlimited). Done on the worker.
+//
+// Thread-safety: every public method is thread-safe. Lock: one internal mutex, never held
+// across an RPC or a hook call. Blocking: AcquireShared/AcquireExclusive/Release/ReleaseAll
+// block (RPCs, waiting for another thread's transition on the same inode) up to
+// Options::acquire_timeout; OnUpcall, StateOf, DumpJson never block on I/O.
+// Hooks are called on the worker thread or on the thread of Release/ReleaseAll/AcquireExclusive
+// (promote denied -> invalidate), never with the lock held; they may block (flush uploads data).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <list>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "base/metrics.h"
+#include "base/result.h"
+#include "swift/metadata_client.h"
+
+namespace lease {
+
+namespace j = swift::jrpcfs;
+
+enum class LeaseState {
+  kNone,
+  kSharedRequested,
+  kSharedGranted,
+  kPromoting,
+  kExclusiveRequested,
+  kExclusiveGranted,
+  kDemoting,
+  kReleasing,
+};
+const char* LeaseStateName(LeaseState s);
+
+struct LeaseOptions {
+  uint64_t shared_lease_limit = 1000;     // [Agent]SharedLeaseLimit; 0 = unlimited
+  uint64_t exclusive_lease_limit = 100;   // [Agent]ExclusiveLeaseLimit; 0 = unlimited
+  std::chrono::milliseconds acquire_timeout{30000};  // deadline of one Acquire*/Release call
+  uint64_t retry_limit = 10;                         // [Agent]LeaseRetryLimit (Denied retries)
+  std::chrono::milliseconds retry_delay{100};        // [Agent]LeaseRetryDelay (first retry)
+  double retry_backoff = 1.4;                        // [Agent]LeaseRetryExpBackoff
+};
+
+struct LeaseHooks {
+  // Flush the inode's dirty data (before demote/release). A failure is logged and counted;
+  // the lease is given up anyway (the server would revoke it) and the data stays dirty.
+  std::function<base::Status(uint64_t ino)> flush;
+  // Drop cached attributes / extent map / data of the inode (before release, after a denied
+  // promote).
+  std::function<void(uint64_t ino)> invalidate;
+};
+
+class LeaseManager {
+ public:
+  // `client` and `registry` must outlive the manager. Starts the worker thread.
+  LeaseManager(swift::MetadataClient& client, base::Registry& registry, LeaseOptions options,
+               LeaseHooks hooks);
+  // Stops the worker (queued interrupts are dropped). Does not release leases: call
+  // ReleaseAll() first at an orderly shutdown.
+  ~LeaseManager();
+  LeaseManager(const LeaseManager&) = delete;
+  LeaseManager& operator=(const LeaseManager&) = delete;
+
+  // Returns once this mount holds at least a shared lease on `ino` (an exclusive one counts).
+  // Errors: the RPC's error (wrapped), ETIMEDOUT past the deadline, EIO on a protocol
+  // violation or when Denied more than retry_limit times, ESHUTDOWN after Stop().
+  base::Status AcquireShared(uint64_t ino);
+  // Returns once this mount holds an exclusive lease on `ino` (promoting a shared one).
+  base::Status AcquireExclusive(uint64_t ino);
+  // Gives up the lease on `ino` (flush, invalidate, RpcLease Release). Ok when none is held.
+  base::Status Release(uint64_t ino);
+  // Gives up every lease (shutdown). Returns the first error; tries all inodes regardless.
+  base::Status ReleaseAll();
+
+  // Upcall entry point (swift::UpcallHandler). Never blocks: queues to the worker.
+  void OnUpcall(const j::RPCInterrupt& interrupt);
+
+  // Stops the worker thread; later Acquire* fail with ESHUTDOWN. Idempotent.
+  void Stop();
+
+  LeaseState StateOf(uint64_t ino) const;
+  // Number of inodes in each state.
+  std::map<LeaseState, uint64_t> CountByState() const;
+  // Waits until the worker has processed everything queued so far (tests). False on timeout.
+  bool WaitIdle(std::chrono::milliseconds timeout);
+  // JSON for GET /leases: {"limits":{...},"counts":{state:n},"leases":[{"inode":n,"state":s,
+  // "busy":b,"pending_interrupt":s|null,"idle_seconds":x}...]} sorted by inode.
+  std::string DumpJson() const;
+
+ private:
+  enum class Work { kDemote, kRelease, kUnmount };
+  struct Entry {
+    LeaseState state = LeaseState::kNone;
+    bool busy = false;                   // a thread owns a transition of this inode
+    std::optional<Work> pending;         // interrupt received while busy
+    std::chrono::steady_clock::time_point last_used;
+    std::list<uint64_t>::iterator lru;   // position in lru_ (valid when state != kNone)
+    bool in_lru = false;
+  };
+  struct Task {
+    Work work;
+    uint64_t ino;
+    bool from_limit;
+  };
+
+  // All Locked helpers require mu_.
+  void SetStateLocked(uint64_t ino, Entry& e, LeaseState s);
+  void TouchLocked(uint64_t ino, Entry& e);
+  void EraseIfNoneLocked(uint64_t ino);
+  void EnforceLimitsLocked(uint64_t except_ino);
+  void EnqueueLocked(Task t);
+  void AfterTransitionLocked(uint64_t ino, Entry& e);
+
+  // Sends one RpcLease, counting and timing it. No lock held.
+  base::Result<j::LeaseReplyType> Rpc(uint64_t ino, j::LeaseRequestType type);
+  // Runs the flush/invalidate hooks; no lock held.
+  void RunFlush(uint64_t ino);
+  void RunInvalidate(uint64_t ino);
+
+  base::Status Acquire(uint64_t ino, bool exclusive);
+  // Performs a demote or release of `ino` if its state allows it (else nothing). Waits for a
+  // busy inode until `deadline`. Returns the RPC error if any.
+  base::Status GiveUp(uint64_t ino, Work work, std::chrono::steady_clock::time_point deadline);
+  void WorkerLoop();
+
+  swift::MetadataClient& client_;
+  const LeaseOptions options_;
+  const LeaseHooks hooks_;
+
+  // Metrics.
+  std::map<LeaseState, base::Gauge*> state_gauges_;
+  std::map<j::LeaseRequestType, base::Counter*> request_counters_;
+  std::map<j::LeaseRequestType, base::Histogram*> request_latency_;
+  std::map<j::LeaseReplyType, base::Counter*> reply_counters_;
+  base::Counter* request_errors_;
+  std::map<j::RPCInterruptType, base::Counter*> interrupt_counters_;
+  base::Counter* interrupts_ignored_;
+  base::Counter* limit_evictions_;
+  base::Counter* flush_failures_;
+
+  mutable std::mutex mu_;  // guards everything below; never held across RPCs or hooks
+  std::condition_variable cv_;         // entry transitions, queue changes
+  std::unordered_map<uint64_t, Entry> entries_;
+  std::list<uint64_t> lru_;            // leased inodes, least recently used first
+  std::deque<Task> queue_;
+  bool worker_busy_ = false;
+  bool stopping_ = false;
+  std::thread worker_;
+};
+
+}  // namespace lease
