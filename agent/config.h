@@ -114,6 +114,10 @@ base::Result<AgentConfig> LoadConfig(const std::string& path,
 // Empty PlugInEnvValue stays "". Never throws.
 std::string ConfigToJson(const AgentConfig& config, bool redact);
 
+// Go time.ParseDuration syntax ("100ms", "1.5s", "2h45m", "0"); negative values and the unit
+// "d" are rejected. Errors: EINVAL with a message saying what was expected (no location).
+base::Result<std::chrono::nanoseconds> ParseGoDuration(const std::string& text);
+
 // Only the redaction of PlugInEnvValue, as used by ConfigToJson (exposed for tests/logging).
 std::string RedactPlugInEnvValue(const std::string& value);
 
