@@ -1153,6 +1153,10 @@ void FsCore::ForgetMounts() {
 
 LeaseStats FsCore::GetLeaseStats() const { return leases_->Stats(); }
 
+std::optional<LeaseInfo> FsCore::GetLeaseInfo(int64_t inode) const {
+  return leases_->Info(inode);
+}
+
 uint64_t FsCore::InodeCount() const {
   std::lock_guard<std::mutex> lock(mu_);
   return inodes_.size();

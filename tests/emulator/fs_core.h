@@ -73,6 +73,18 @@ struct LeaseStats {
   uint64_t lease_records = 0;      // current number of per-inode lease records
 };
 
+// Snapshot of one inode's lease record, for tests.
+struct LeaseInfo {
+  std::string state;      // "NONE", "S_RECENT", "S_LONGAGO", "S_PROMOTING", "S_RELEASING",
+                          // "X_RECENT", "X_LONGAGO", "X_DEMOTING", "X_RELEASING"
+  size_t shared_holders = 0;
+  std::string exclusive_holder;  // MountID or ""
+  std::string demoter;           // MountID or ""
+  bool promoter = false;         // a Promote is waiting
+  size_t releasing = 0;          // holders told to release
+  size_t queued = 0;             // pending Shared/Exclusive requests
+};
+
 class LeaseTable;
 class Journal;
 
@@ -146,6 +158,8 @@ class FsCore {
   // Forget mounts, leases and lease timers (blocked Lease() calls return an error); keep data.
   void ForgetMounts();
   LeaseStats GetLeaseStats() const;
+  // nullopt if the inode has no lease record (never leased, evicted, or forgotten).
+  std::optional<LeaseInfo> GetLeaseInfo(int64_t inode) const;
   uint64_t InodeCount() const;
   // Container recorded for a LogSegment number by RpcWrote; nullopt if none.
   std::optional<std::string> SegmentContainer(uint64_t log_segment) const;

@@ -585,11 +585,35 @@ LeaseStats LeaseTable::Stats() const {
   return s;
 }
 
-std::optional<LeaseTable::State> LeaseTable::StateOf(int64_t inode) const {
+std::optional<LeaseInfo> LeaseTable::Info(int64_t inode) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = leases_.find(inode);
   if (it == leases_.end()) return std::nullopt;
-  return it->second.state;
+  const Lease& l = it->second;
+  LeaseInfo info;
+  info.state = StateName(l.state);
+  info.shared_holders = l.holders.size();
+  info.exclusive_holder = l.exclusive;
+  info.demoter = l.demoter;
+  info.promoter = l.promoter != nullptr;
+  info.releasing = l.releasing.size();
+  info.queued = l.queue.size();
+  return info;
+}
+
+const char* LeaseTable::StateName(State s) {
+  switch (s) {
+    case State::kNone: return "NONE";
+    case State::kSRecent: return "S_RECENT";
+    case State::kSLongAgo: return "S_LONGAGO";
+    case State::kSPromoting: return "S_PROMOTING";
+    case State::kSReleasing: return "S_RELEASING";
+    case State::kXRecent: return "X_RECENT";
+    case State::kXLongAgo: return "X_LONGAGO";
+    case State::kXDemoting: return "X_DEMOTING";
+    case State::kXReleasing: return "X_RELEASING";
+  }
+  return "?";
 }
 
 }  // namespace emulator

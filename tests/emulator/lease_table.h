@@ -72,8 +72,9 @@ class LeaseTable {
   void Clear();
 
   LeaseStats Stats() const;
-  // Current state of an inode's lease record (nullopt if none). For tests.
-  std::optional<State> StateOf(int64_t inode) const;
+  // Snapshot of an inode's lease record (nullopt if none). For tests.
+  std::optional<LeaseInfo> Info(int64_t inode) const;
+  static const char* StateName(State s);
 
  private:
   using Clock = std::chrono::steady_clock;
