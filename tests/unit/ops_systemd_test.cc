@@ -120,7 +120,7 @@ TEST_CASE("unit settings: one instance per volume, notify readiness, restart, no
   for (const char* bad : {"\nProtectSystem=", "\nProtectHome=", "\nPrivateTmp=", "\nPrivateDevices=",
                           "\nProtectKernelTunables=", "\nProtectKernelModules=",
                           "\nProtectControlGroups=", "\nReadOnlyPaths=", "\nPrivateMounts=",
-                          "\nTemporaryFileSystem=", "\nProtectKernelLogs=", "\nProtectClock="}) {
+                          "\nTemporaryFileSystem=", "\nProtectKernelLogs="}) {
     INFO(bad);
     CHECK(unit.find(bad) == std::string::npos);
   }
