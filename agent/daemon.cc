@@ -1,0 +1,469 @@
+// agent::Run: the lifecycle of pfsagentd (AGENT.md §4, made robust; see docs/semantics.md).
+//
+// Start-up: plug-in host (first token, bounded) -> PROXYFS mount -> retryrpc client -> DataCache
+// -> Volume -> status server (bind failure stops here, before mounting) -> FUSE mount -> ready.
+// Shutdown (SIGTERM/SIGINT, or the kernel side ending): flush everything first, then unmount
+// with retries (FUSEUnMountRetryDelay/Cap, then a lazy unmount), flush again, RpcUnmount, stop
+// the plug-in. Exit 0 only when nothing was lost; otherwise the unpersisted inodes are logged and
+// printed on stderr and the exit status is 1. A second signal reports what is still pending.
+// SIGHUP reopens the log file.
+#include "agent/daemon.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "agent/logging.h"
+#include "agent/status_server.h"
+#include "base/metrics.h"
+#include "cache/data_cache.h"
+#include "fuse/fuse_adapter.h"
+#include "fuse/volume.h"
+#include "plugins/plugin_host.h"
+#include "swift/http_transport.h"
+#include "swift/proxyfs_mount.h"
+#include "swift/retryrpc_client.h"
+#include "swift/rpc_metadata_client.h"
+#include "swift/swift_object_store.h"
+
+#ifndef PFS_VERSION_STRING
+#define PFS_VERSION_STRING "0.1.0"
+#endif
+
+namespace agent {
+
+namespace j = swift::jrpcfs;
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Signals: a self-pipe written by an async-signal-safe handler (works whichever thread the
+// kernel picks, including threads started before Run).
+
+int g_signal_pipe[2] = {-1, -1};  // written only by the handler; set once before installing
+
+void OnSignal(int sig) {
+  int saved = errno;
+  unsigned char b = static_cast<unsigned char>(sig);
+  if (g_signal_pipe[1] >= 0) {
+    ssize_t n = write(g_signal_pipe[1], &b, 1);
+    (void)n;
+  }
+  errno = saved;
+}
+
+base::Status InstallSignalHandlers() {
+  if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) return base::Error(errno, "pipe for signals");
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    if (sigaction(sig, &sa, nullptr) != 0) return base::Error(errno, "sigaction");
+  }
+  signal(SIGPIPE, SIG_IGN);
+  return base::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// One mount of the volume on the server: retryrpc client + typed client for its MountID.
+
+struct Session {
+  std::string mount_id;
+  std::unique_ptr<swift::RetryRpcClient> rpc;
+  std::unique_ptr<swift::RetryRpcMetadataClient> meta;
+};
+
+base::Result<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return base::Error(ENOENT, "cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// MetadataClient that mounts again when the server forgot our mount (restart: ESTALE) and
+// retries the call once on the new mount. Inode numbers persist on the server, so the kernel's
+// node ids stay valid.
+class RemountingMetadataClient : public swift::MetadataClient {
+ public:
+  using Factory = std::function<base::Result<std::shared_ptr<Session>>()>;
+  RemountingMetadataClient(std::shared_ptr<Session> first, Factory factory,
+                           base::Counter* remounts)
+      : session_(std::move(first)), factory_(std::move(factory)), remounts_(remounts) {}
+
+  std::shared_ptr<Session> Current() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return session_;
+  }
+
+#define PFS_FORWARD(Rep, Name, Req)                                               \
+  base::Result<Rep> Name(Req req) override {                                      \
+    return Call<Rep>([&](swift::MetadataClient& c) { return c.Name(req); });      \
+  }
+  PFS_FORWARD(j::PingReply, Ping, j::PingReq)
+  PFS_FORWARD(j::StatStruct, GetStat, j::GetStatRequest)
+  PFS_FORWARD(j::InodeReply, Lookup, j::LookupRequest)
+  PFS_FORWARD(j::LookupPlusReply, LookupPlus, j::LookupRequest)
+  PFS_FORWARD(j::InodeReply, Access, j::AccessRequest)
+  PFS_FORWARD(j::InodeReply, Create, j::CreateRequest)
+  PFS_FORWARD(j::InodeReply, Mkdir, j::MkdirRequest)
+  PFS_FORWARD(j::InodeReply, Symlink, j::SymlinkRequest)
+  PFS_FORWARD(j::ReadSymlinkReply, ReadSymlink, j::ReadSymlinkRequest)
+  PFS_FORWARD(j::Reply, Link, j::LinkRequest)
+  PFS_FORWARD(j::Reply, Unlink, j::UnlinkRequest)
+  PFS_FORWARD(j::Reply, Rmdir, j::UnlinkRequest)
+  PFS_FORWARD(j::Reply, Rename, j::RenameRequest)
+  PFS_FORWARD(j::ReaddirReply, ReaddirByLoc, j::ReaddirByLocRequest)
+  PFS_FORWARD(j::ReaddirPlusReply, ReaddirPlusByLoc, j::ReaddirByLocRequest)
+  PFS_FORWARD(j::Reply, Chmod, j::ChmodRequest)
+  PFS_FORWARD(j::Reply, Chown, j::ChownRequest)
+  PFS_FORWARD(j::Reply, Resize, j::ResizeRequest)
+  PFS_FORWARD(j::Reply, SetTime, j::SetTimeRequest)
+  PFS_FORWARD(j::GetXAttrReply, GetXAttr, j::GetXAttrRequest)
+  PFS_FORWARD(j::Reply, SetXAttr, j::SetXAttrRequest)
+  PFS_FORWARD(j::ListXAttrReply, ListXAttr, j::ListXAttrRequest)
+  PFS_FORWARD(j::Reply, RemoveXAttr, j::RemoveXAttrRequest)
+  PFS_FORWARD(j::StatVFS, StatVfs, j::StatVFSRequest)
+  PFS_FORWARD(j::ProvisionObjectReply, ProvisionObject, j::ProvisionObjectRequest)
+  PFS_FORWARD(j::WroteReply, Wrote, j::WroteRequest)
+  PFS_FORWARD(j::FetchExtentMapChunkReply, FetchExtentMapChunk, j::FetchExtentMapChunkRequest)
+  PFS_FORWARD(j::LeaseReply, Lease, j::LeaseRequest)
+#undef PFS_FORWARD
+
+ private:
+  template <typename Rep, typename F>
+  base::Result<Rep> Call(F&& f) {
+    for (int attempt = 0;; ++attempt) {
+      std::shared_ptr<Session> s = Current();
+      base::Result<Rep> r = f(*s->meta);
+      if (r.ok() || r.error().Errno() != ESTALE || attempt >= 2) return r;
+      base::Status st = Remount(s);
+      if (!st.ok()) return st.error();
+    }
+  }
+
+  // Mounts again unless another thread already replaced `seen`. Serialised by remount_mu_.
+  base::Status Remount(const std::shared_ptr<Session>& seen) {
+    std::lock_guard<std::mutex> rl(remount_mu_);
+    if (Current() != seen) return base::Ok();
+    spdlog::warn("the server forgot mount {} (restart?): mounting again", seen->mount_id);
+    auto next = factory_();
+    if (!next.ok()) {
+      spdlog::error("mounting again failed: {}", next.error().Message());
+      return next.error();
+    }
+    spdlog::info("mounted again as {}", (*next)->mount_id);
+    if (remounts_) remounts_->Inc();
+    std::shared_ptr<Session> old;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      old = session_;
+      session_ = *next;
+    }
+    retired_.push_back(old);  // other threads may still be inside calls on it
+    return base::Ok();
+  }
+
+  mutable std::mutex mu_;  // guards session_
+  std::shared_ptr<Session> session_;
+  std::mutex remount_mu_;  // serialises Remount; guards retired_
+  std::vector<std::shared_ptr<Session>> retired_;
+  Factory factory_;
+  base::Counter* remounts_;
+};
+
+std::string PendingText(const pfsfuse::Volume& volume, const cache::DataCache& data) {
+  auto pending = volume.PendingReport();
+  if (pending.empty()) return "";
+  std::string out;
+  for (const auto& p : pending) {
+    out += "inode " + std::to_string(p.ino) + ": " + p.reason + "\n";
+  }
+  out += "total unflushed bytes: " + std::to_string(data.DirtyBytes()) +
+         ", LogSegments in flight: " + std::to_string(data.SegmentsInFlight()) + "\n";
+  return out;
+}
+
+}  // namespace
+
+int Run(const AgentConfig& config) {
+  const std::string volname = config.FUSEVolumeName;
+  base::Status sig = InstallSignalHandlers();
+  if (!sig.ok()) {
+    spdlog::error("volume {}: {}", volname, sig.error().Message());
+    return 1;
+  }
+  base::Registry registry;
+
+  // Mount point must exist (stale mount of a crashed predecessor: clear it first).
+  struct stat mst {};
+  if (stat(config.FUSEMountPointPath.c_str(), &mst) != 0 && errno == ENOTCONN) {
+    spdlog::warn("clearing a stale mount at {}", config.FUSEMountPointPath);
+    (void)umount2(config.FUSEMountPointPath.c_str(), MNT_DETACH);
+  }
+  if (stat(config.FUSEMountPointPath.c_str(), &mst) != 0 || !S_ISDIR(mst.st_mode)) {
+    spdlog::error("volume {}: mount point {} is not an existing directory", volname,
+                  config.FUSEMountPointPath);
+    std::fprintf(stderr, "pfsagentd: mount point %s is not an existing directory\n",
+                 config.FUSEMountPointPath.c_str());
+    return 1;
+  }
+
+  // 1. Auth plug-in: first token, bounded.
+  plugins::PluginOptions popts;
+  popts.path = config.PlugInPath;
+  popts.env_name = config.PlugInEnvName;
+  popts.env_value = config.PlugInEnvValue;
+  popts.timeout = std::chrono::seconds(30);
+  auto plugin = plugins::PluginHost::Start(popts, &registry);
+  if (!plugin.ok()) {
+    spdlog::error("volume {}: auth plug-in: {}", volname, plugin.error().Message());
+    std::fprintf(stderr, "pfsagentd: auth plug-in: %s\n", plugin.error().Message().c_str());
+    return 1;
+  }
+  plugins::PluginHost& tokens = **plugin;
+
+  // 2. HTTP transport and PROXYFS mount.
+  swift::HttpOptions hopts;
+  hopts.timeout = config.SwiftTimeout;
+  hopts.retry_limit = config.SwiftRetryLimit;
+  hopts.retry_delay = config.SwiftRetryDelay;
+  hopts.retry_variance_pct = config.SwiftRetryDelayVariance;
+  hopts.retry_exp_backoff = config.SwiftRetryExpBackoff;
+  hopts.pool_size = config.SwiftConnectionPoolSize;
+  hopts.user_agent = std::string("PFSAgent ") + PFS_VERSION_STRING;
+  swift::HttpTransport transport(hopts, &tokens, &registry);
+  swift::ProxyfsMounter mounter(&transport, &tokens);
+
+  std::string ca_override;
+  if (!config.RetryRPCCACertFilePath.empty()) {
+    auto pem = ReadFile(config.RetryRPCCACertFilePath);
+    if (!pem.ok()) {
+      spdlog::error("volume {}: RetryRPCCACertFilePath: {}", volname, pem.error().Message());
+      return 1;
+    }
+    ca_override = *pem;
+  }
+  auto make_session = [&]() -> base::Result<std::shared_ptr<Session>> {
+    auto info = mounter.Mount();
+    if (!info.ok()) return info.error().Wrap("unable to mount volume");
+    swift::RetryRpcOptions ropts;
+    ropts.host = config.RetryRPCPublicIPAddr.empty() ? info->retryrpc_host
+                                                     : config.RetryRPCPublicIPAddr;
+    ropts.port = config.RetryRPCPort != 0 ? config.RetryRPCPort : info->retryrpc_port;
+    ropts.ca_pem = ca_override.empty() ? info->root_ca_pem : ca_override;
+    ropts.unique_id = info->mount_id;
+    ropts.deadline_io = config.RetryRPCDeadlineIO;
+    ropts.keepalive = config.RetryRPCKeepAlivePeriod;
+    auto s = std::make_shared<Session>();
+    s->mount_id = info->mount_id;
+    s->rpc = std::make_unique<swift::RetryRpcClient>(ropts);
+    s->rpc->SetUpcallHandler([](const std::string& body) {
+      spdlog::debug("upcall ignored (no lease manager): {}", body);
+    });
+    s->meta = std::make_unique<swift::RetryRpcMetadataClient>(s->rpc.get(), info->mount_id);
+    return s;
+  };
+  auto first = make_session();
+  if (!first.ok()) {
+    spdlog::error("volume {}: {}", volname, first.error().Message());
+    std::fprintf(stderr, "pfsagentd: %s\n", first.error().Message().c_str());
+    tokens.Shutdown();
+    return 1;
+  }
+  spdlog::info("volume {}: mounted on the server as {}", volname, (*first)->mount_id);
+  RemountingMetadataClient meta(
+      *first, make_session,
+      registry.GetCounter("pfsagent_remounts_total", "Mounts made again after the server "
+                                                     "forgot ours (restart)"));
+
+  // 3. Data path and filesystem core.
+  swift::SwiftObjectStore objects(&transport);
+  cache::CacheOptions copts;
+  copts.line_size = config.ReadCacheLineSize;
+  copts.line_count = config.ReadCacheLineCount;
+  copts.fetch_from = config.FetchExtentsFromFileOffset;
+  copts.fetch_before = config.FetchExtentsBeforeFileOffset;
+  copts.extent_entry_limit = config.ExtentMapEntryLimit;
+  copts.max_flush_size = config.MaxFlushSize;
+  copts.max_flush_time = config.MaxFlushTime;
+  copts.dirty_segment_limit = config.DirtyLogSegmentLimit;
+  auto data = std::make_unique<cache::DataCache>(copts, meta, objects, registry);
+
+  pfsfuse::VolumeOptions vopts;
+  vopts.entry_timeout = config.EntryDuration;
+  vopts.attr_timeout = config.AttrDuration;
+  vopts.attr_block_size = config.AttrBlockSize;
+  vopts.xattr_enabled = config.XAttrEnabled;
+  vopts.readdir_max_entries = config.ReaddirMaxEntries;
+  auto volume = std::make_unique<pfsfuse::Volume>(vopts, meta, *data, &registry);
+
+  auto unmount_server = [&]() {
+    auto s = meta.Current();
+    base::Status st = mounter.Unmount(s->mount_id);
+    if (!st.ok()) spdlog::warn("volume {}: RpcUnmount: {}", volname, st.error().Message());
+    s->rpc->Close();
+  };
+
+  // 4. Status server, before the FUSE mount (a bind failure stops start-up here).
+  std::atomic<bool> fuse_alive{false};
+  StatusServer::Providers providers;
+  providers.config_json = [&config]() { return ConfigToJson(config, /*redact=*/true); };
+  providers.leases_json = []() { return std::string("{\"leases\":[]}"); };
+  providers.health = [&]() {
+    HealthReport h;
+    h.Add("mounted", fuse_alive.load(), fuse_alive.load() ? "" : "FUSE session not running");
+    bool lost = meta.Current()->rpc->MountLost();
+    h.Add("cluster", !lost, lost ? "mount lost" : "");
+    h.Add("backlog", true,
+          "dirty bytes " + std::to_string(data->DirtyBytes()) + ", LogSegments in flight " +
+              std::to_string(data->SegmentsInFlight()));
+    return h;
+  };
+  providers.stats_text = [&]() {
+    return "inodes " + std::to_string(volume->InodeCount()) + "\nopen handles " +
+           std::to_string(volume->OpenHandleCount()) + "\ndirty bytes " +
+           std::to_string(data->DirtyBytes()) + "\n";
+  };
+  StatusServer status(config.HTTPServerIPAddr, config.HTTPServerTCPPort, registry, providers,
+                      PFS_VERSION_STRING);
+  base::Status sst = status.Start();
+  if (!sst.ok()) {
+    spdlog::error("volume {}: status server: {}", volname, sst.error().Message());
+    std::fprintf(stderr, "pfsagentd: status server: %s\n", sst.error().Message().c_str());
+    unmount_server();
+    tokens.Shutdown();
+    return 1;
+  }
+
+  // 5. FUSE mount.
+  pfsfuse::MountOptions mopts;
+  mopts.mountpoint = config.FUSEMountPointPath;
+  mopts.fsname = config.FUSEVolumeName;
+  mopts.allow_other = config.FUSEAllowOther;
+  mopts.max_write = config.FUSEMaxWrite;
+  mopts.max_background = config.FUSEMaxBackground;
+  mopts.congestion_threshold = config.FUSECongestionThreshhold;
+  mopts.readdirplus = config.ReadDirPlusEnabled;
+  pfsfuse::FuseAdapter adapter(*volume, mopts, &registry);
+  base::Status mst2 = adapter.Mount();
+  if (!mst2.ok()) {
+    spdlog::error("volume {}: {}", volname, mst2.error().Message());
+    std::fprintf(stderr, "pfsagentd: %s\n", mst2.error().Message().c_str());
+    status.Stop();
+    unmount_server();
+    tokens.Shutdown();
+    return 1;
+  }
+  fuse_alive = true;
+  spdlog::info("volume {}: mounted at {}", volname, config.FUSEMountPointPath);
+
+  // 6. Signal thread: first SIGINT/SIGTERM flushes and unmounts; later ones report pending data.
+  std::atomic<bool> shutdown_started{false};
+  std::atomic<bool> loop_done{false};
+  std::thread shutdown_worker;
+  std::mutex worker_mu;
+  auto unmount_with_retries = [&]() {
+    for (uint64_t i = 0; !loop_done.load(); ++i) {
+      base::Status u = adapter.UnmountOnce(/*lazy=*/false);
+      if (u.ok()) return;
+      if (i >= config.FUSEUnMountRetryCap) {
+        spdlog::warn("volume {}: unmount still failing after {} retries ({}); detaching lazily",
+                     volname, i, u.error().Message());
+        (void)adapter.UnmountOnce(/*lazy=*/true);
+        return;
+      }
+      if (i == 0) spdlog::info("volume {}: unmount: {}; retrying", volname, u.error().Message());
+      std::this_thread::sleep_for(config.FUSEUnMountRetryDelay);
+    }
+  };
+  std::thread signal_thread([&]() {
+    for (;;) {
+      unsigned char b = 0;
+      ssize_t n = read(g_signal_pipe[0], &b, 1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0 || b == 0) return;  // 0 = quit
+      int s = b;
+      if (s == SIGHUP) {
+        spdlog::info("SIGHUP: reopening the log file");
+        ReopenLogFile();
+        continue;
+      }
+      if (!shutdown_started.exchange(true)) {
+        spdlog::info("volume {}: signal {}: flushing, then unmounting", volname, s);
+        std::lock_guard<std::mutex> l(worker_mu);
+        shutdown_worker = std::thread([&]() {
+          base::Status f = volume->FlushAll();
+          if (!f.ok()) spdlog::error("volume {}: flush before unmount: {}", volname,
+                                     f.error().Message());
+          unmount_with_retries();
+        });
+      } else {
+        std::string pending = PendingText(*volume, *data);
+        spdlog::warn("volume {}: shutdown in progress; still pending:\n{}", volname,
+                     pending.empty() ? "nothing\n" : pending);
+        std::fprintf(stderr, "pfsagentd: shutdown in progress; still pending:\n%s",
+                     pending.empty() ? "nothing\n" : pending.c_str());
+      }
+    }
+  });
+
+  status.SetReady(true);
+  int loop_rc = adapter.Loop();
+  loop_done = true;
+  fuse_alive = false;
+  status.SetReady(false);
+  spdlog::info("volume {}: FUSE session ended ({}), finishing", volname, loop_rc);
+  shutdown_started = true;
+  {
+    std::lock_guard<std::mutex> l(worker_mu);
+    if (shutdown_worker.joinable()) shutdown_worker.join();
+  }
+
+  // 7. Persist everything that is left, then leave the server.
+  volume->CleanupHidden();
+  base::Status flushed = volume->FlushAll();
+  for (int i = 0; i < 3 && !flushed.ok(); ++i) {
+    spdlog::warn("volume {}: final flush: {}; retrying", volname, flushed.error().Message());
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    flushed = volume->FlushAll();
+  }
+  std::string pending = PendingText(*volume, *data);
+  int rc = 0;
+  if (!flushed.ok() || !pending.empty()) {
+    rc = 1;
+    spdlog::error("volume {}: data NOT persisted: {}\n{}", volname,
+                  flushed.ok() ? "" : flushed.error().Message(), pending);
+    std::fprintf(stderr, "pfsagentd: data NOT persisted: %s\n%s",
+                 flushed.ok() ? "" : flushed.error().Message().c_str(), pending.c_str());
+  }
+  status.Stop();
+  volume.reset();
+  data.reset();
+  unmount_server();
+  tokens.Shutdown();
+
+  unsigned char quit = 0;
+  ssize_t w = write(g_signal_pipe[1], &quit, 1);
+  (void)w;
+  signal_thread.join();
+  spdlog::info("volume {}: stopped (exit {})", volname, rc);
+  return rc;
+}
+
+}  // namespace agent
