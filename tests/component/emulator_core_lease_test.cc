@@ -434,8 +434,11 @@ TEST_CASE("emucore lease: ForgetMounts wakes blocked requests and forgets record
   REQUIRE(t.R(t.a, 40, RT::kExclusive) == kExclusive);
   auto fb = t.Async(t.b, 40, RT::kExclusive);
   REQUIRE(t.WaitQueued(40, 1));
+  auto granted_before = t.core->GetLeaseStats().granted_exclusive;
   t.core->ForgetMounts();
   CHECK(Leases::Get(fb) == -1);
+  CHECK(t.core->GetLeaseStats().granted_exclusive == granted_before);  // counters survive
+  CHECK(t.core->GetLeaseStats().lease_records == 0);
   CHECK_FALSE(t.core->HasMount(t.a));
   CHECK_FALSE(t.core->GetLeaseInfo(40).has_value());
   auto m = t.core->MountByAccountName("AUTH_test");

@@ -58,7 +58,7 @@ struct CoreOptions {
   std::string data_dir;  // empty = in memory; else metadata persisted (fsync before any reply)
 };
 
-// Lease observation counters (monotonic since construction / last ForgetMounts()).
+// Lease observation counters (monotonic since construction; ForgetMounts() keeps them).
 struct LeaseStats {
   uint64_t granted_shared = 0;     // replies Shared (1)
   uint64_t granted_exclusive = 0;  // replies Exclusive (3)

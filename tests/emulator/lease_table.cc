@@ -23,12 +23,11 @@ LeaseTable::LeaseTable(Options options, Upcall upcall)
 }
 
 LeaseTable::~LeaseTable() {
-  Clear();
   {
     std::unique_lock<std::mutex> lock(mu_);
-    stopping_ = true;
-    timer_cv_.notify_all();
-    // Blocked Request() calls were cancelled by Clear(); wait until they have left.
+    stopping_ = true;  // new Request() calls fail at once
+    ClearLocked();
+    // Blocked Request() calls were cancelled; wait until they have left.
     idle_cv_.wait(lock, [this] { return active_requests_ == 0; });
   }
   timer_thread_.join();
@@ -174,6 +173,10 @@ void LeaseTable::Deliver(Outbox& out) {
 base::Result<j::LeaseReply> LeaseTable::Request(const std::string& mount, int64_t inode,
                                                 RT type) {
   std::unique_lock<std::mutex> lock(mu_);
+  if (stopping_) {
+    return base::Error(EIO, "MountID " + mount +
+                                " not found in jrpcfs globals.mountMapByMountIDAsString");
+  }
   auto w = std::make_shared<Waiter>();
   w->mount = mount;
   w->type = type;
@@ -561,6 +564,10 @@ void LeaseTable::MaybeEvict(int64_t keep) {
 
 void LeaseTable::Clear() {
   std::lock_guard<std::mutex> lock(mu_);
+  ClearLocked();
+}
+
+void LeaseTable::ClearLocked() {
   for (auto& [inode, l] : leases_) {
     for (auto& w : l.queue) {
       w->cancelled = true;
@@ -574,7 +581,7 @@ void LeaseTable::Clear() {
   leases_.clear();
   records_.clear();
   timers_.clear();
-  stats_ = LeaseStats{};
+  stats_.lease_records = 0;
   timer_cv_.notify_all();
 }
 

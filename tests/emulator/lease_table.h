@@ -122,6 +122,7 @@ class LeaseTable {
   void RecentPop(Lease& l, Outbox& out);
   void InterruptPop(Lease& l, Outbox& out);
   void MaybeEvict(int64_t keep);  // never evicts `keep`
+  void ClearLocked();
   void Deliver(Outbox& out);  // mu_ NOT held
   void TimerLoop();
 
