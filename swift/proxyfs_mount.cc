@@ -82,14 +82,14 @@ base::Result<nlohmann::json> ParseJsonRpcReply(const std::string& body, uint64_t
 }
 
 base::Result<nlohmann::json> ProxyfsMounter::Call(const std::string& method,
-                                                  const nlohmann::json& params) {
+                                                  const nlohmann::ordered_json& params) {
   const uint64_t id = ++last_id_;
   // Member order as the reference: jsonrpc, method, id, params (ordered_json keeps it).
   nlohmann::ordered_json req;
   req["jsonrpc"] = "2.0";
   req["method"] = "Server." + method;
   req["id"] = id;
-  req["params"] = nlohmann::ordered_json::array({nlohmann::ordered_json::parse(params.dump())});
+  req["params"] = nlohmann::ordered_json::array({params});
   HttpRequest http;
   http.method = "PROXYFS";
   http.path = "";
@@ -115,10 +115,11 @@ base::Result<MountInfo> ProxyfsMounter::Mount(uint64_t mount_options, uint64_t a
   if (!creds.ok()) return creds.error().Wrap("mount: no auth token");
   auto account = plugins::AccountFromStorageUrl(creds->storage_url);
   if (!account.ok()) return account.error().Wrap("mount");
-  nlohmann::json params = {{"AccountName", *account},
-                           {"MountOptions", mount_options},
-                           {"AuthUserID", auth_user_id},
-                           {"AuthGroupID", auth_group_id}};
+  nlohmann::ordered_json params;  // member order as the reference agent
+  params["AccountName"] = *account;
+  params["MountOptions"] = mount_options;
+  params["AuthUserID"] = auth_user_id;
+  params["AuthGroupID"] = auth_group_id;
   auto result = Call("RpcMountByAccountName", params);
   if (!result.ok()) return result.error().Wrap("mount of account " + *account);
   const nlohmann::json& r = *result;
@@ -157,7 +158,7 @@ base::Result<MountInfo> ProxyfsMounter::Mount(uint64_t mount_options, uint64_t a
 }
 
 base::Status ProxyfsMounter::Unmount(const std::string& mount_id) {
-  auto result = Call("RpcUnmount", nlohmann::json{{"MountID", mount_id}});
+  auto result = Call("RpcUnmount", nlohmann::ordered_json{{"MountID", mount_id}});
   if (!result.ok()) return result.error().Wrap("unmount");
   return base::Ok();
 }

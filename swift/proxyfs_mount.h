@@ -55,7 +55,7 @@ class ProxyfsMounter {
   // Server.RpcUnmount.
   base::Status Unmount(const std::string& mount_id);
   // Generic call: "Server." is prefixed to `method`; `params` is the single request object.
-  base::Result<nlohmann::json> Call(const std::string& method, const nlohmann::json& params);
+  base::Result<nlohmann::json> Call(const std::string& method, const nlohmann::ordered_json& params);
 
  private:
   HttpTransport* const transport_;
