@@ -1,6 +1,6 @@
 // Test double: a swift::MetadataClient whose only working RPC is Lease, modelling one mount's
 // view of the server (SERVER.md §8 reduced to a single client) with knobs for the quirks.
-// Every other RPC fails with ENOSYS. Thread-safe.
+// Every other RPC fails with ENOSYS (EnosysMetadataClient). Thread-safe.
 #pragma once
 
 #include <condition_variable>
@@ -16,7 +16,42 @@ namespace lease_test {
 
 namespace j = swift::jrpcfs;
 
-class FakeLeaseClient : public swift::MetadataClient {
+// Every RPC but Lease fails with ENOSYS; subclasses implement Lease.
+class EnosysMetadataClient : public swift::MetadataClient {
+ public:
+#define PFS_FAKE_ENOSYS(Ret, Name, Req) \
+  base::Result<Ret> Name(Req) override { return base::Error(ENOSYS, "fake: " #Name); }
+  PFS_FAKE_ENOSYS(j::PingReply, Ping, j::PingReq)
+  PFS_FAKE_ENOSYS(j::StatStruct, GetStat, j::GetStatRequest)
+  PFS_FAKE_ENOSYS(j::InodeReply, Lookup, j::LookupRequest)
+  PFS_FAKE_ENOSYS(j::LookupPlusReply, LookupPlus, j::LookupRequest)
+  PFS_FAKE_ENOSYS(j::InodeReply, Access, j::AccessRequest)
+  PFS_FAKE_ENOSYS(j::InodeReply, Create, j::CreateRequest)
+  PFS_FAKE_ENOSYS(j::InodeReply, Mkdir, j::MkdirRequest)
+  PFS_FAKE_ENOSYS(j::InodeReply, Symlink, j::SymlinkRequest)
+  PFS_FAKE_ENOSYS(j::ReadSymlinkReply, ReadSymlink, j::ReadSymlinkRequest)
+  PFS_FAKE_ENOSYS(j::Reply, Link, j::LinkRequest)
+  PFS_FAKE_ENOSYS(j::Reply, Unlink, j::UnlinkRequest)
+  PFS_FAKE_ENOSYS(j::Reply, Rmdir, j::UnlinkRequest)
+  PFS_FAKE_ENOSYS(j::Reply, Rename, j::RenameRequest)
+  PFS_FAKE_ENOSYS(j::ReaddirReply, ReaddirByLoc, j::ReaddirByLocRequest)
+  PFS_FAKE_ENOSYS(j::ReaddirPlusReply, ReaddirPlusByLoc, j::ReaddirByLocRequest)
+  PFS_FAKE_ENOSYS(j::Reply, Chmod, j::ChmodRequest)
+  PFS_FAKE_ENOSYS(j::Reply, Chown, j::ChownRequest)
+  PFS_FAKE_ENOSYS(j::Reply, Resize, j::ResizeRequest)
+  PFS_FAKE_ENOSYS(j::Reply, SetTime, j::SetTimeRequest)
+  PFS_FAKE_ENOSYS(j::GetXAttrReply, GetXAttr, j::GetXAttrRequest)
+  PFS_FAKE_ENOSYS(j::Reply, SetXAttr, j::SetXAttrRequest)
+  PFS_FAKE_ENOSYS(j::ListXAttrReply, ListXAttr, j::ListXAttrRequest)
+  PFS_FAKE_ENOSYS(j::Reply, RemoveXAttr, j::RemoveXAttrRequest)
+  PFS_FAKE_ENOSYS(j::StatVFS, StatVfs, j::StatVFSRequest)
+  PFS_FAKE_ENOSYS(j::ProvisionObjectReply, ProvisionObject, j::ProvisionObjectRequest)
+  PFS_FAKE_ENOSYS(j::WroteReply, Wrote, j::WroteRequest)
+  PFS_FAKE_ENOSYS(j::FetchExtentMapChunkReply, FetchExtentMapChunk, j::FetchExtentMapChunkRequest)
+#undef PFS_FAKE_ENOSYS
+};
+
+class FakeLeaseClient : public EnosysMetadataClient {
  public:
   struct Call {
     uint64_t ino;
@@ -109,36 +144,6 @@ class FakeLeaseClient : public swift::MetadataClient {
     return "?";
   }
 
-#define PFS_FAKE_ENOSYS(Ret, Name, Req) \
-  base::Result<Ret> Name(Req) override { return base::Error(ENOSYS, "fake: " #Name); }
-  PFS_FAKE_ENOSYS(j::PingReply, Ping, j::PingReq)
-  PFS_FAKE_ENOSYS(j::StatStruct, GetStat, j::GetStatRequest)
-  PFS_FAKE_ENOSYS(j::InodeReply, Lookup, j::LookupRequest)
-  PFS_FAKE_ENOSYS(j::LookupPlusReply, LookupPlus, j::LookupRequest)
-  PFS_FAKE_ENOSYS(j::InodeReply, Access, j::AccessRequest)
-  PFS_FAKE_ENOSYS(j::InodeReply, Create, j::CreateRequest)
-  PFS_FAKE_ENOSYS(j::InodeReply, Mkdir, j::MkdirRequest)
-  PFS_FAKE_ENOSYS(j::InodeReply, Symlink, j::SymlinkRequest)
-  PFS_FAKE_ENOSYS(j::ReadSymlinkReply, ReadSymlink, j::ReadSymlinkRequest)
-  PFS_FAKE_ENOSYS(j::Reply, Link, j::LinkRequest)
-  PFS_FAKE_ENOSYS(j::Reply, Unlink, j::UnlinkRequest)
-  PFS_FAKE_ENOSYS(j::Reply, Rmdir, j::UnlinkRequest)
-  PFS_FAKE_ENOSYS(j::Reply, Rename, j::RenameRequest)
-  PFS_FAKE_ENOSYS(j::ReaddirReply, ReaddirByLoc, j::ReaddirByLocRequest)
-  PFS_FAKE_ENOSYS(j::ReaddirPlusReply, ReaddirPlusByLoc, j::ReaddirByLocRequest)
-  PFS_FAKE_ENOSYS(j::Reply, Chmod, j::ChmodRequest)
-  PFS_FAKE_ENOSYS(j::Reply, Chown, j::ChownRequest)
-  PFS_FAKE_ENOSYS(j::Reply, Resize, j::ResizeRequest)
-  PFS_FAKE_ENOSYS(j::Reply, SetTime, j::SetTimeRequest)
-  PFS_FAKE_ENOSYS(j::GetXAttrReply, GetXAttr, j::GetXAttrRequest)
-  PFS_FAKE_ENOSYS(j::Reply, SetXAttr, j::SetXAttrRequest)
-  PFS_FAKE_ENOSYS(j::ListXAttrReply, ListXAttr, j::ListXAttrRequest)
-  PFS_FAKE_ENOSYS(j::Reply, RemoveXAttr, j::RemoveXAttrRequest)
-  PFS_FAKE_ENOSYS(j::StatVFS, StatVfs, j::StatVFSRequest)
-  PFS_FAKE_ENOSYS(j::ProvisionObjectReply, ProvisionObject, j::ProvisionObjectRequest)
-  PFS_FAKE_ENOSYS(j::WroteReply, Wrote, j::WroteRequest)
-  PFS_FAKE_ENOSYS(j::FetchExtentMapChunkReply, FetchExtentMapChunk, j::FetchExtentMapChunkRequest)
-#undef PFS_FAKE_ENOSYS
 
  private:
   base::Result<j::LeaseReply> NonExistent(const Call& c) {
