@@ -6,7 +6,9 @@
 #
 # mount(8) calls: mount.fuse.pfsagentd <config file> <mount point> [-o opts] [-n] [-s] [-f] [-v]
 # The agent is started detached with the mount point as a command-line override
-# (Agent.FUSEMountPointPath=<mount point>); this helper returns 0 once the mount is up, or
+# (Agent.FUSEMountPointPath=<mount point>); its early console output goes to
+# $PFSAGENTD_RUNDIR/<name>.console and its PID to $PFSAGENTD_RUNDIR/<name>.pid (default
+# /run/pfsagentd, <name> = config file base name). This helper returns 0 once the mount is up, or
 # non-zero (32, "mount failure") when the agent exits or the mount does not appear in time.
 # Options in -o: Agent.<Key>=<value> (passed on as overrides), pfsagentd=<path> (binary),
 # timeout=<seconds> (default 60); the generic ones (rw, defaults, noauto, nofail, _netdev,
@@ -67,9 +69,11 @@ if mountpoint -q "$mnt"; then die "'$mnt' is already a mount point"; fi
 # Early console output (before the agent's log file is open) is kept for diagnostics.
 rundir=${PFSAGENTD_RUNDIR:-/run/pfsagentd}
 mkdir -p "$rundir" 2>/dev/null || rundir=${TMPDIR:-/tmp}
-console="$rundir/$(basename "$conf" .conf).console"
+name=$(basename "$conf" .conf)
+console="$rundir/$name.console"
 setsid "$agent" "$conf" "Agent.FUSEMountPointPath=$mnt" "$@" </dev/null >"$console" 2>&1 &
 pid=$!
+echo "$pid" >"$rundir/$name.pid" 2>/dev/null || true
 
 ticks=$((timeout * 10))
 while [ $ticks -gt 0 ]; do
