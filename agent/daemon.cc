@@ -445,6 +445,10 @@ int Run(const AgentConfig& config) {
   }
   std::string pending = PendingText(*volume, *data);
   int rc = 0;
+  if (loop_rc != 0) {
+    spdlog::error("volume {}: the FUSE session failed ({})", volname, loop_rc);
+    rc = 1;
+  }
   if (!flushed.ok() || !pending.empty()) {
     rc = 1;
     spdlog::error("volume {}: data NOT persisted: {}\n{}", volname,

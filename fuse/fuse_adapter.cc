@@ -566,6 +566,7 @@ void FuseAdapter::OnInit(void* c) {
   auto* conn = static_cast<fuse_conn_info*>(c);
   uint32_t max_write = std::min<uint32_t>(std::max<uint32_t>(opts_.max_write, 4096), 1u << 20);
   conn->max_write = max_write;
+  conn->max_read = max_write;  // must equal the max_read mount option given in Mount()
   conn->max_readahead = std::min(conn->max_readahead, opts_.max_readahead);
   if (opts_.max_readahead > conn->max_readahead) conn->max_readahead = opts_.max_readahead;
   conn->max_background = opts_.max_background;
@@ -605,7 +606,8 @@ base::Status FuseAdapter::Mount() {
   std::string o = "fsname=" + opts_.fsname + ",subtype=PFSAgent";
   if (opts_.default_permissions) o += ",default_permissions";
   if (opts_.allow_other) o += ",allow_other";
-  o += ",max_read=" + std::to_string(std::min<uint32_t>(opts_.max_write, 1u << 20));
+  uint32_t max_io = std::min<uint32_t>(std::max<uint32_t>(opts_.max_write, 4096), 1u << 20);
+  o += ",max_read=" + std::to_string(max_io);
   argv_s.push_back("-o");
   argv_s.push_back(o);
   if (opts_.debug) argv_s.push_back("-d");
