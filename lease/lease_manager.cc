@@ -481,6 +481,25 @@ void LeaseManager::OnUpcall(const j::RPCInterrupt& interrupt) {
   }
 }
 
+void LeaseManager::OnUpcallBody(const std::string& body) {
+  j::RPCInterrupt interrupt;
+  try {
+    auto doc = nlohmann::json::parse(body);
+    const auto& type = doc.at("RPCInterruptType");
+    const auto& ino = doc.at("InodeNumber");
+    if (!type.is_number_unsigned() || !ino.is_number_integer()) {
+      throw std::runtime_error("field types");
+    }
+    interrupt.RPCInterruptType = static_cast<j::RPCInterruptType>(type.get<uint32_t>());
+    interrupt.InodeNumber = ino.get<int64_t>();
+  } catch (const std::exception& e) {
+    spdlog::warn("lease: ignoring malformed upcall payload ({}): {:.200}", e.what(), body);
+    interrupts_ignored_->Inc();
+    return;
+  }
+  OnUpcall(interrupt);
+}
+
 void LeaseManager::WorkerLoop() {
   std::unique_lock lk(mu_);
   while (true) {

@@ -105,6 +105,10 @@ class LeaseManager {
 
   // Upcall entry point (swift::UpcallHandler). Never blocks: queues to the worker.
   void OnUpcall(const j::RPCInterrupt& interrupt);
+  // Same, from the raw upcall payload `{"RPCInterruptType":N,"InodeNumber":M}` (what
+  // swift::RetryRpcClient::SetUpcallHandler delivers). Malformed JSON or an unknown type is
+  // logged and counted in pfsagent_lease_interrupts_ignored_total, never fatal.
+  void OnUpcallBody(const std::string& body);
 
   // Stops the worker thread; later Acquire* fail with ESHUTDOWN. Idempotent.
   void Stop();

@@ -379,3 +379,22 @@ TEST_CASE("after Stop, acquires fail with ESHUTDOWN and upcalls are dropped") {
   h.mgr->Stop();
   CHECK(h.client.Calls().empty());
 }
+
+TEST_CASE("raw upcall payloads are decoded; malformed ones are ignored, never fatal") {
+  Harness h;
+  REQUIRE(h.mgr->AcquireExclusive(4660).ok());
+  h.mgr->OnUpcallBody(R"({"RPCInterruptType":1,"InodeNumber":4660})");
+  REQUIRE(h.mgr->WaitIdle(2s));
+  CHECK(h.mgr->StateOf(4660) == LeaseState::kSharedGranted);
+  h.mgr->OnUpcallBody(R"({"RPCInterruptType":2,"InodeNumber":4660})");
+  REQUIRE(h.mgr->WaitIdle(2s));
+  CHECK(h.mgr->StateOf(4660) == LeaseState::kNone);
+  for (const char* bad : {"", "{", "[]", R"({"RPCInterruptType":"x","InodeNumber":1})",
+                          R"({"InodeNumber":1})", R"({"RPCInterruptType":-1,"InodeNumber":1})",
+                          R"({"RPCInterruptType":9,"InodeNumber":1})"}) {
+    h.mgr->OnUpcallBody(bad);
+  }
+  REQUIRE(h.mgr->WaitIdle(2s));
+  CHECK(Contains(h.Metrics(), "pfsagent_lease_interrupts_ignored_total 7\n"));
+  CHECK(h.client.Calls().size() == 3);  // exclusive, demote, release
+}
