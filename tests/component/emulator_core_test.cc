@@ -662,6 +662,7 @@ TEST_CASE("emucore: readdir ordering and both cursors", "[emucore]") {
   CHECK(got == want);
   CHECK(fs.ReaddirLoc(d, 0, 6)->DirEnts.empty());
   CHECK(fs.ReaddirLoc(d, 0, 100)->DirEnts.empty());
+  CHECK(fs.ReaddirLoc(d, 0, INT64_MAX)->DirEnts.empty());
   CHECK(fs.ReaddirLoc(d, 1, -7)->DirEnts[0].Basename == "-x");
 
   // Positional cursor: removing an entry before the cursor skips one.

@@ -492,8 +492,8 @@ base::Result<j::ReaddirPlusReply> FsCore::ReaddirLocked(const std::string& mount
   int64_t index = 0;
   if (loc) {
     if (*loc >= 0) {
-      int64_t skip = *loc + 1;
-      while (it != d->entries.end() && index < skip) {
+      uint64_t skip = static_cast<uint64_t>(*loc) + 1;  // no signed overflow at INT64_MAX
+      while (it != d->entries.end() && static_cast<uint64_t>(index) < skip) {
         ++it;
         ++index;
       }
@@ -1063,6 +1063,7 @@ base::Result<j::ProvisionObjectReply> FsCore::ProvisionLocked(
     Batch& b, const j::ProvisionObjectRequest& req) {
   PFS_RETURN_IF_ERROR(CheckMountLocked(req.MountID));
   uint64_t object = NextNonceLocked(b);
+  if (slot_index_ >= slot_containers_.size()) slot_index_ = 0;  // containers_per_peer shrank
   uint64_t slot = slot_index_;
   uint64_t max = options_.max_objects_per_container ? options_.max_objects_per_container : 1;
   if (loop_count_ % max == 0 || slot_containers_[slot].empty()) {
