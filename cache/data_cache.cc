@@ -81,7 +81,9 @@ struct PlanStep {
 
 struct InodeState {
   FileExtentMap map;
-  uint64_t map_epoch = 0;  // changes whenever cached knowledge may have become stale
+  // Changes when cached knowledge is dropped (Invalidate, Truncated, Forget, eviction, failed
+  // fetch): a chunk fetched before that must not be merged.
+  uint64_t map_epoch = 0;
   std::deque<std::shared_ptr<Segment>> segs;  // oldest first
   bool completing = false;                    // a thread is running CompleteInOrder
   uint64_t next_seq = 1, completed_seq = 0;
@@ -315,10 +317,10 @@ base::Result<std::string> DataCacheImpl::Read(uint64_t ino, uint64_t off, uint64
           return r.error().Wrap("inode " + std::to_string(ino) +
                                 ": RpcFetchExtentMapChunk at offset " + std::to_string(gap));
         }
-        continue;  // our own write or a truncate changed the map meanwhile: refetch
+        continue;  // invalidated or truncated meanwhile: refetch
       }
       size_t before = in2.map.size();
-      auto known = MergeChunk(&in2.map, *r);
+      auto known = MergeChunkIntoUnknown(&in2.map, *r);
       if (!known.ok()) {
         in2.map.clear();
         in2.map_epoch = ++epoch_gen_;
@@ -527,6 +529,8 @@ void DataCacheImpl::Upload(std::shared_ptr<Segment> seg) {
       object = p.substr(slash + 1);
       if (container.empty() || object.empty()) {
         st = base::Error(EIO, "RpcProvisionObject returned malformed PhysPath '" + p + "'");
+      } else if (auto num = ParseLogSegmentNumber(object); !num.ok()) {
+        st = num.error().Wrap("RpcProvisionObject PhysPath '" + p + "'");
       }
     }
   }
@@ -590,13 +594,13 @@ void DataCacheImpl::CompleteInOrder(uint64_t ino, Lock& lk) {
           in->map.Assign(off, piece.len, FileExtent{ref, piece.value.buf_off});
         }
       } else {
-        in->map.Erase(0, UINT64_MAX);  // cannot describe it: forget, the server knows
+        in->map.clear();  // cannot describe it (Upload validates the name): forget, refetch
+        in->map_epoch = ++epoch_gen_;
       }
-      in->map_epoch = ++epoch_gen_;
+      // No epoch change: concurrent fetches merge only into still-unknown ranges.
       MapChanged(*in, before);
     } else {
       segment_failures_->Inc();
-      in->map_epoch = ++epoch_gen_;
     }
     uint64_t bytes = seg->buf->Size();
     in->segs.pop_front();

@@ -60,6 +60,26 @@ base::Result<uint64_t> MergeChunk(FileExtentMap* map,
   return std::max(end, start);
 }
 
+base::Result<uint64_t> MergeChunkIntoUnknown(FileExtentMap* map,
+                                             const swift::jrpcfs::FetchExtentMapChunkReply& chunk) {
+  FileExtentMap fresh;
+  auto r = MergeChunk(&fresh, chunk);
+  if (!r.ok()) return r;
+  for (const auto& [off, piece] : fresh) {
+    const uint64_t end = off + piece.len;
+    uint64_t pos = off;
+    while (pos < end) {
+      uint64_t gap = map->FirstGap(pos, end);
+      if (gap >= end) break;
+      auto next = map->FirstEndingAfter(gap);
+      uint64_t gap_end = (next == map->end()) ? end : std::min(end, next->first);
+      map->Assign(gap, gap_end - gap, piece.value.Advanced(gap - off));
+      pos = gap_end;
+    }
+  }
+  return r;
+}
+
 WroteArrays ToWroteArrays(const SegmentExtentMap& m) {
   WroteArrays w;
   for (const auto& [off, piece] : m) {

@@ -51,6 +51,14 @@ using FileExtentMap = RangeMap<FileExtent>;
 // Returns the end of the known range (min(RangeEnd, FileSize)).
 base::Result<uint64_t> MergeChunk(FileExtentMap* map, const swift::jrpcfs::FetchExtentMapChunkReply& chunk);
 
+// Like MergeChunk, but only fills ranges of `map` that are still unknown: pieces already known
+// are never replaced and nothing is dropped beyond FileSize. This is what the read path uses:
+// under a lease, what the cache knows (from earlier chunks or from our own acknowledged
+// RpcWrote) is never older than a chunk fetched concurrently, so a chunk that raced with our own
+// completion cannot resurrect stale extents. Same errors as MergeChunk; returns the same value.
+base::Result<uint64_t> MergeChunkIntoUnknown(FileExtentMap* map,
+                                             const swift::jrpcfs::FetchExtentMapChunkReply& chunk);
+
 // A piece of a dirty LogSegment's own extent map: file range -> offset in its buffer.
 struct BufExtent {
   uint64_t buf_off = 0;

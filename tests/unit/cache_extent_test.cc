@@ -248,3 +248,27 @@ TEST_CASE("line arithmetic", "[cache][line]") {
   CHECK(c[2].len == 17);
   CHECK(cache::SplitIntoLines(0, 0, M).empty());
 }
+
+TEST_CASE("merge chunk into unknown ranges only keeps what the cache already knows",
+          "[cache][extent]") {
+  FileExtentMap m;
+  // Known from our own acknowledged write: [100,200) -> object B.
+  auto b = std::make_shared<cache::ObjectRef>(cache::ObjectRef{"C", "B", 0xB});
+  m.Assign(100, 100, cache::FileExtent{b, 0});
+  m.Assign(500, 100, cache::FileExtent{b, 100});  // beyond the (stale) FileSize below
+  j::FetchExtentMapChunkReply c;
+  c.FileOffsetRangeStart = 0;
+  c.FileOffsetRangeEnd = 300;
+  c.FileSize = 300;
+  c.ExtentMapEntry = {E(0, 0, 300, "A")};  // stale: does not know our write yet
+  auto r = cache::MergeChunkIntoUnknown(&m, c);
+  REQUIRE(r.ok());
+  CHECK(*r == 300);
+  CHECK(Dump(m) == std::vector<FileTriple>{{0, 100, "A", 0},
+                                           {100, 100, "B", 0},
+                                           {200, 100, "A", 200},
+                                           {500, 100, "B", 100}});
+  j::FetchExtentMapChunkReply bad = c;
+  bad.ExtentMapEntry = {E(0, 0, 300, "zz")};
+  CHECK_FALSE(cache::MergeChunkIntoUnknown(&m, bad).ok());
+}
