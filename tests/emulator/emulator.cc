@@ -65,6 +65,13 @@ base::Result<ParsedArgs> ParseArgs(const std::vector<std::string>& args) {
       out.help = true;
       return out;
     }
+    static const char* kFlags[] = {"--listen",   "--rpc-listen",     "--account",
+                                   "--user",     "--data-dir",       "--token-life",
+                                   "--log-level", "--lease-min",     "--lease-interval",
+                                   "--lease-limit"};
+    bool known = false;
+    for (const char* k : kFlags) known = known || a == k;
+    if (!known) return base::Error(EINVAL, "unknown argument '" + a + "'");
     if (i + 1 >= args.size()) return base::Error(EINVAL, "missing value for " + a);
     const std::string& v = args[++i];
     EmulatorOptions& o = out.options;

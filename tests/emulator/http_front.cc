@@ -411,6 +411,21 @@ class HttpFront::Connection {
     return !ec;
   }
 
+  // Before an early (error) response: a client waiting for "100 Continue" has not sent its
+  // body, so the connection is closed after the response; otherwise the body is read and
+  // discarded (closing with unread data would send an RST that can destroy the response).
+  bool SkipBody(http::request_parser<http::string_body>& p) {
+    if (p.is_done()) return true;
+    auto it = p.get().find(http::field::expect);
+    if (it != p.get().end() && beast::iequals(it->value(), "100-continue")) {
+      keep_alive_ = false;
+      return true;
+    }
+    boost::system::error_code ec;
+    http::read(sock_, buf_, p, ec);
+    return !ec;
+  }
+
   void Reset() {
     struct linger lg = {1, 0};
     setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -472,8 +487,8 @@ class HttpFront::Connection {
     std::string token(req["X-Auth-Token"]);
     if (token.empty()) token = std::string(req["X-Storage-Token"]);
     if (token.empty() || !f_->TokenValid(token)) {
-      keep_alive_ = keep_alive_ && p.is_done();  // do not read an unwanted body
-      return Unauthorized() && keep_alive_;
+      if (!SkipBody(p)) return false;
+      return Unauthorized();
     }
 
     // /<version>/<account>[/<container>[/<object...>]]
@@ -494,17 +509,17 @@ class HttpFront::Connection {
       while (!seg.empty() && seg.back().empty()) seg.pop_back();
     }
     if (seg.size() < 2 || (seg[0] != "v1" && seg[0] != "proxyfs")) {
-      keep_alive_ = keep_alive_ && p.is_done();
-      return Text(404, "Not Found") && keep_alive_;
+      if (!SkipBody(p)) return false;
+      return Text(404, "Not Found");
     }
     if (seg[1] != f_->opts_.account) {
-      keep_alive_ = keep_alive_ && p.is_done();
-      return Text(403, "Forbidden") && keep_alive_;
+      if (!SkipBody(p)) return false;
+      return Text(403, "Forbidden");
     }
     if (method == "PROXYFS") {
       if (seg.size() > 2) {
-        keep_alive_ = keep_alive_ && p.is_done();
-        return Text(405, "Method Not Allowed") && keep_alive_;
+        if (!SkipBody(p)) return false;
+        return Text(405, "Method Not Allowed");
       }
       return HandleProxyFs(p);
     }
@@ -545,8 +560,8 @@ class HttpFront::Connection {
     auto& req = p.get();
     const std::string method(req.method_string());
     if (method != "GET" && method != "HEAD" && method != "PUT" && method != "DELETE") {
-      keep_alive_ = keep_alive_ && p.is_done();
-      return Text(405, "Method Not Allowed") && keep_alive_;
+      if (!SkipBody(p)) return false;
+      return Text(405, "Method Not Allowed");
     }
     Counters& c = *f_->counters_;
     if (method == "GET") c.object_gets.fetch_add(1);
@@ -649,27 +664,14 @@ class HttpFront::Connection {
     std::string ct(req[http::field::content_type]);
     ct = Trim(ct.substr(0, ct.find(';')));
     if (ct != "application/json") {
-      keep_alive_ = keep_alive_ && p.is_done();
-      return Text(415, "Unsupported Media Type") && keep_alive_;
+      if (!SkipBody(p)) return false;
+      return Text(415, "Unsupported Media Type");
     }
     if (!p.content_length() && !p.chunked()) {
       return Text(411, "Length Required");  // no body to skip
     }
-    if (p.content_length() && *p.content_length() > kMaxRpcBody) {
-      keep_alive_ = false;
-      Text(413, "Request Entity Too Large");
-      return false;
-    }
-    p.body_limit(kMaxRpcBody);
-    if (!MaybeContinue(p)) return false;
-    boost::system::error_code ec;
-    if (!p.is_done()) http::read(sock_, buf_, p, ec);
-    if (ec == http::error::body_limit) {
-      keep_alive_ = false;
-      Text(413, "Request Entity Too Large");
-      return false;
-    }
-    if (ec) return false;
+    if (!ReadBody(p)) return false;
+    if (req.body().size() > kMaxRpcBody) return Text(413, "Request Entity Too Large");
 
     std::vector<Json> payloads;
     std::istringstream lines(req.body());

@@ -34,7 +34,8 @@ class WorkerPool {
     std::lock_guard<std::mutex> l(mu_);
     if (stopped_) return;
     tasks_.push_back(std::move(fn));
-    if (idle_ > 0) {
+    // Every queued task needs its own idle worker; otherwise start one more.
+    if (static_cast<size_t>(idle_) >= tasks_.size()) {
       cv_.notify_one();
     } else {
       threads_.emplace_back([this] { Run(); });
