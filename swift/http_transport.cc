@@ -395,7 +395,8 @@ base::Result<HttpResponse> HttpTransport::Do(const HttpRequest& req) {
           if (renewals >= kMaxRenewalsPerRequest) {
             failed_->Inc();
             return base::Error(EACCES, what + ": HTTP 401 Unauthorized even after " +
-                                           std::to_string(renewals) + " token renewals");
+                                           std::to_string(renewals) +
+                                           " consecutive token renewals");
           }
           ++renewals;
           renewals_->Inc();
@@ -410,6 +411,7 @@ base::Result<HttpResponse> HttpTransport::Do(const HttpRequest& req) {
         }
       }
     }
+    renewals = 0;  // only CONSECUTIVE 401s count towards kMaxRenewalsPerRequest
     if (disp.kind != HttpKind::kRetryable) {
       failed_->Inc();
       return base::Error(disp.err, what + ": " + failure);

@@ -9,9 +9,10 @@
 //    the reply;
 //  * 401: the token is renewed through TokenSource::Renew(seen generation) (concurrent 401s on
 //    one token share one renewal) and the request is resent at once, without sleeping. 401s are
-//    NOT counted against retry_limit; instead at most kMaxRenewalsPerRequest (3) renewals are
-//    made per request, after which the request fails with EACCES (a token that is refused right
-//    after renewal means bad credentials, not expiry);
+//    NOT counted against retry_limit; instead at most kMaxRenewalsPerRequest (3) CONSECUTIVE
+//    renewals are made (any other outcome in between resets the count, so a request retrying
+//    through a long outage may renew as often as tokens expire), after which the request fails
+//    with EACCES (a token refused right after renewal, again and again, means bad credentials);
 //  * transport errors (refused, reset, timeout, partial body), a reply rejected by the validator,
 //    408, 429 and 5xx are retried up to retry_limit times, sleeping RetryDelay(n) before retry n;
 //  * every other status (403, 404, 416, other 4xx, unexpected 2xx/3xx) fails at once, with the
