@@ -157,6 +157,12 @@ class TestServer {
   void StopListening() {
     OnIo([this] { CloseAll(); });
   }
+  // Writes raw bytes on the current connection.
+  void SendRaw(const std::string& bytes) {
+    OnIo([this, bytes] {
+      if (current_) Write(current_, bytes);
+    });
+  }
   void SendUpcall(const std::string& body) {
     OnIo([this, body] {
       if (current_) Write(current_, rr::EncodeFrame(rr::MsgType::kUpcall, body));
@@ -483,6 +489,36 @@ TEST_CASE("upcalls are delivered to the handler; bad upcalls are ignored", "[ret
   // the connection survived the garbage upcalls
   REQUIRE(client.Call("RpcPing", j::ToJson(j::PingReq{"y"})).ok());
   CHECK(client.Counters().reconnects == 0);
+}
+
+TEST_CASE("unknown and duplicate reply ids are ignored; a bad frame forces a reconnect",
+          "[retryrpc]") {
+  TestServer server(DefaultHandler);
+  swift::RetryRpcClient client(Options(server.port()));
+  REQUIRE(client.Call("RpcPing", j::ToJson(j::PingReq{"a"})).ok());
+  rr::ReplyEnvelope stray;
+  stray.myuniqueid = kMountId;
+  stray.errstr = "errno: 5";
+  stray.requestid = 999;  // never sent
+  server.SendRaw(rr::EncodeFrame(rr::MsgType::kRpc, rr::EncodeReply(stray)));
+  stray.requestid = 1;  // already answered
+  server.SendRaw(rr::EncodeFrame(rr::MsgType::kRpc, rr::EncodeReply(stray)));
+  auto r = client.Call("Echo", j::Json{{"k", 1}});
+  REQUIRE(r.ok());
+  CHECK((*r)["k"].get<int>() == 1);
+  CHECK(client.Counters().reconnects == 0);
+  // a frame with a bad magic breaks the connection; the next call goes over a new one
+  auto hdr = rr::EncodeHeader(2, rr::MsgType::kRpc);
+  hdr[13] = 0x00;
+  server.SendRaw(std::string(reinterpret_cast<const char*>(hdr.data()), hdr.size()) + "{}");
+  auto deadline = Clock::now() + 5s;
+  while (client.Counters().reconnects == 0 && Clock::now() < deadline) {
+    REQUIRE(client.Call("RpcPing", j::ToJson(j::PingReq{"b"})).ok());
+    std::this_thread::sleep_for(20ms);
+  }
+  CHECK(client.Counters().reconnects == 1);
+  REQUIRE(client.Call("RpcPing", j::ToJson(j::PingReq{"c"})).ok());
+  CHECK(server.stats().passids.size() == 2);
 }
 
 TEST_CASE("connection dropped mid-call: reconnect, PassID, resend same requestid, no re-execution",
