@@ -196,7 +196,9 @@ class FsCore {
   uint64_t NextNonceLocked(Batch& b);
   j::StatStruct StatOf(const Inode& in) const;
   uint16_t DirentTypeLocked(uint64_t ino) const;
-  void CommitLocked(Batch& b);  // writes + fsyncs the batch (persistent mode)
+  // Appends the batch to the journal (persistent mode) with mu_ held, releases mu_, then waits
+  // until the batch is durable (group commit). Aborts on journal I/O errors.
+  void CommitAndUnlock(Batch& b, std::unique_lock<std::mutex>& lock);
   void Replay(const std::vector<std::string>& tokens);
   void JournalInode(Batch& b, const Inode& in) const;
   void DestroyLocked(Batch& b, uint64_t ino);

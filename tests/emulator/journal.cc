@@ -115,8 +115,8 @@ Journal::~Journal() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-base::Status Journal::Append(const std::vector<Record>& batch) {
-  if (batch.empty()) return base::Ok();
+base::Result<uint64_t> Journal::Append(const std::vector<Record>& batch) {
+  if (batch.empty()) return uint64_t{0};
   std::string text;
   for (const auto& r : batch) {
     for (size_t i = 0; i < r.size(); ++i) {
@@ -135,7 +135,31 @@ base::Status Journal::Append(const std::vector<Record>& batch) {
     }
     off += static_cast<size_t>(n);
   }
-  if (::fdatasync(fd_) != 0) return OsError("cannot fsync", path_);
+  std::lock_guard<std::mutex> lock(mu_);
+  return ++written_;
+}
+
+base::Status Journal::Sync(uint64_t seq) {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (durable_ < seq) {
+    if (syncing_) {
+      cv_.wait(lock);
+      continue;
+    }
+    syncing_ = true;
+    uint64_t target = written_;
+    lock.unlock();
+    int rc = ::fdatasync(fd_);
+    int err = errno;
+    lock.lock();
+    syncing_ = false;
+    cv_.notify_all();
+    if (rc != 0) {
+      errno = err;
+      return OsError("cannot fsync", path_);
+    }
+    if (target > durable_) durable_ = target;
+  }
   return base::Ok();
 }
 
