@@ -1,5 +1,7 @@
 #include "agent/status_server.h"
 
+#include "agent/sd_notify.h"
+
 #include <dirent.h>
 #include <unistd.h>
 
@@ -373,7 +375,11 @@ base::Status StatusServer::Start() {
   return base::Ok();
 }
 
-void StatusServer::SetReady(bool ready) { impl_->ready.store(ready); }
+void StatusServer::SetReady(bool ready) {
+  bool was = impl_->ready.exchange(ready);
+  if (was == ready) return;
+  (void)SdNotify(ready ? "READY=1\nSTATUS=mounted, serving" : "STOPPING=1\nSTATUS=stopping");
+}
 
 bool StatusServer::ready() const { return impl_->ready.load(); }
 

@@ -68,7 +68,9 @@ class StatusServer {
   // <ip>:<port>: <reason>") when binding fails, EALREADY if already started.
   base::Status Start();
 
-  // Readiness: /version and /health answer 503 until SetReady(true).
+  // Readiness: /version and /health answer 503 until SetReady(true). Transitions are also
+  // reported to systemd when $NOTIFY_SOCKET is set (Type=notify units): false->true sends
+  // "READY=1", true->false sends "STOPPING=1" (agent::SdNotify; failures are ignored).
   void SetReady(bool ready);
   bool ready() const;
 

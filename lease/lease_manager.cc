@@ -108,9 +108,9 @@ LeaseManager::LeaseManager(swift::MetadataClient& client, base::Registry& regist
 LeaseManager::~LeaseManager() { Stop(); }
 
 void LeaseManager::Stop() {
+  std::lock_guard stop_lock(stop_mu_);  // serialises concurrent Stop() calls around the join
   {
     std::lock_guard lk(mu_);
-    if (stopping_ && !worker_.joinable()) return;
     stopping_ = true;
     queue_.clear();
   }
@@ -120,8 +120,8 @@ void LeaseManager::Stop() {
 
 void LeaseManager::SetStateLocked(uint64_t ino, Entry& e, LeaseState s) {
   if (e.state == s) return;
-  if (e.state != LeaseState::kNone) state_gauges_[e.state]->Add(-1);
-  if (s != LeaseState::kNone) state_gauges_[s]->Add(1);
+  if (e.state != LeaseState::kNone) state_gauges_.at(e.state)->Add(-1);
+  if (s != LeaseState::kNone) state_gauges_.at(s)->Add(1);
   e.state = s;
   if (s == LeaseState::kNone) {
     if (e.in_lru) {
@@ -155,7 +155,7 @@ void LeaseManager::EnqueueLocked(Task t) {
 }
 
 void LeaseManager::EnforceLimitsLocked(uint64_t except_ino) {
-  auto count = [&](LeaseState s) { return static_cast<uint64_t>(state_gauges_[s]->Value()); };
+  auto count = [&](LeaseState s) { return static_cast<uint64_t>(state_gauges_.at(s)->Value()); };
   auto queued = [&](Work w) {
     uint64_t n = 0;
     for (const auto& t : queue_) n += (t.from_limit && t.work == w) ? 1 : 0;
@@ -197,13 +197,13 @@ void LeaseManager::AfterTransitionLocked(uint64_t ino, Entry& e) {
 }
 
 base::Result<j::LeaseReplyType> LeaseManager::Rpc(uint64_t ino, j::LeaseRequestType type) {
-  request_counters_[type]->Inc();
+  request_counters_.at(type)->Inc();
   j::LeaseRequest req;
   req.InodeNumber = static_cast<int64_t>(ino);
   req.LeaseRequestType = type;
   auto t0 = Clock::now();
   auto r = client_.Lease(req);
-  request_latency_[type]->Observe(std::chrono::duration<double>(Clock::now() - t0).count());
+  request_latency_.at(type)->Observe(std::chrono::duration<double>(Clock::now() - t0).count());
   if (!r.ok()) {
     request_errors_->Inc();
     return r.error().Wrap(std::string("RpcLease ") + RequestName(type) + " inode " +
@@ -362,7 +362,7 @@ base::Status LeaseManager::Acquire(uint64_t ino, bool exclusive) {
 }
 
 base::Status LeaseManager::GiveUp(uint64_t ino, Work work, Clock::time_point deadline) {
-  const bool on_worker = std::this_thread::get_id() == worker_.get_id();
+  const bool on_worker = std::this_thread::get_id() == worker_id_.load();
   std::unique_lock lk(mu_);
   while (true) {
     auto it = entries_.find(ino);
@@ -438,7 +438,7 @@ base::Status LeaseManager::ReleaseAll() {
   base::Status first;
   for (uint64_t ino : inos) {
     base::Status st;
-    if (std::this_thread::get_id() == worker_.get_id()) {
+    if (std::this_thread::get_id() == worker_id_.load()) {
       // Unmount interrupt: the worker must wait for busy inodes rather than defer.
       std::unique_lock lk(mu_);
       cv_.wait_until(lk, deadline, [&] {
@@ -501,6 +501,7 @@ void LeaseManager::OnUpcallBody(const std::string& body) {
 }
 
 void LeaseManager::WorkerLoop() {
+  worker_id_.store(std::this_thread::get_id());
   std::unique_lock lk(mu_);
   while (true) {
     cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });

@@ -30,6 +30,7 @@
 // (promote denied -> invalidate), never with the lock held; they may block (flush uploads data).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -180,7 +181,9 @@ class LeaseManager {
   std::deque<Task> queue_;
   bool worker_busy_ = false;
   bool stopping_ = false;
+  std::mutex stop_mu_;  // taken only by Stop(), before mu_
   std::thread worker_;
+  std::atomic<std::thread::id> worker_id_{};  // set by the worker itself
 };
 
 }  // namespace lease

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -305,4 +306,36 @@ TEST_CASE("Handle() routes without sockets") {
   CHECK(server.Handle("GET", "/leases").body == "{}\n");
   CHECK(server.Handle("PATCH", "/").status == 405);
   CHECK(server.Handle("GET", "/x").status == 404);
+}
+
+TEST_CASE("SetReady transitions are sent to $NOTIFY_SOCKET (READY=1 / STOPPING=1)") {
+  std::string path = "/tmp/pfs_status_notify_" + std::to_string(::getpid());
+  ::unlink(path.c_str());
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  timeval tv{2, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  auto receive = [&] {
+    char buf[512];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    return n < 0 ? std::string("<timeout>") : std::string(buf, n);
+  };
+  REQUIRE(::setenv("NOTIFY_SOCKET", path.c_str(), 1) == 0);
+  {
+    base::Registry registry;
+    agent::StatusServer server("127.0.0.1", 0, registry, {}, "v");
+    REQUIRE(server.Start().ok());
+    server.SetReady(true);
+    CHECK(receive().rfind("READY=1\n", 0) == 0);
+    server.SetReady(true);  // no transition, no datagram
+    server.SetReady(false);
+    CHECK(receive().rfind("STOPPING=1\n", 0) == 0);
+  }
+  ::unsetenv("NOTIFY_SOCKET");
+  ::close(fd);
+  ::unlink(path.c_str());
 }
