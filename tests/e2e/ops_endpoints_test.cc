@@ -1,0 +1,333 @@
+// Operations e2e: a real pfsagentd on a real FUSE mount against a pfs-emulator child.
+//   * every status endpoint: status, content type, content; /metrics is valid Prometheus text;
+//   * no secret (the AuthKey inside PlugInEnvValue, any issued token) in any endpoint or the log;
+//   * a status port already in use stops start-up before mounting, with a clear message;
+//   * data written and followed at once by SIGTERM is all there after a restart;
+//   * the mount(8) helper starts an agent and returns once the volume is mounted.
+// Needs root and /dev/fuse. Every process is stopped by PID, every mount unmounted.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <regex>
+
+#include "tests/e2e/agent_harness.h"
+#include "tests/unit/prometheus_check.h"
+
+namespace {
+
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = boost::asio::ip::tcp;
+using e2e::AgentProcess;
+using emulator::EmulatorProcess;
+
+struct Reply {
+  unsigned status = 0;
+  std::string content_type;
+  std::string body;
+};
+
+Reply Fetch(uint16_t port, const std::string& target, http::verb verb = http::verb::get) {
+  boost::asio::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  stream.expires_after(std::chrono::seconds(10));
+  stream.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+  http::request<http::string_body> req{verb, target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  req.keep_alive(false);
+  http::write(stream, req);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(stream, buf, res);
+  return Reply{res.result_int(), std::string(res[http::field::content_type]), res.body()};
+}
+
+// A port that was free a moment ago (bind to 0, read, close).
+uint16_t FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+std::string Pattern(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t v = rng();
+    std::memcpy(&s[i], &v, std::min<size_t>(8, n - i));
+  }
+  return s;
+}
+
+// Secrets of the harness configuration: the AuthKey "testing" and tokens "AUTH_tk<32 hex>".
+void CheckNoSecret(const std::string& where, const std::string& text) {
+  INFO(where);
+  CHECK(text.find("testing") == std::string::npos);
+  CHECK_FALSE(std::regex_search(text, std::regex("AUTH_tk[0-9a-f]{32}")));
+}
+
+bool WaitReady(uint16_t port, std::chrono::seconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    try {
+      if (Fetch(port, "/version").status == 200) return true;
+    } catch (const std::exception&) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+struct Setup {
+  std::string work;
+  std::unique_ptr<EmulatorProcess> emu;
+  std::unique_ptr<AgentProcess> agent;
+  uint16_t port = 0;
+
+  Setup() {
+    work = e2e::MakeTempDir("ops");
+    REQUIRE(!work.empty());
+    auto e = EmulatorProcess::Start();
+    REQUIRE(e.ok());
+    emu = std::move(*e);
+  }
+  void StartAgent() {
+    port = FreePort();
+    auto a = AgentProcess::Start(emu->info(), work,
+                                 {"HTTPServerTCPPort: " + std::to_string(port)});
+    if (!a.ok()) FAIL("agent start: " << a.error().Message());
+    agent = std::move(*a);
+    REQUIRE(WaitReady(port, std::chrono::seconds(10)));
+  }
+  ~Setup() {
+    agent.reset();
+    emu.reset();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("ops e2e: every endpoint of a running agent, and no secret anywhere", "[e2e]") {
+  Setup s;
+  s.StartAgent();
+  // Some traffic so the FUSE/cache metrics move.
+  REQUIRE(e2e::WriteFile(s.agent->Path("hello.txt"), "hello ops\n") == 0);
+  auto back = e2e::ReadFile(s.agent->Path("hello.txt"));
+  REQUIRE(back.ok());
+  CHECK(*back == "hello ops\n");
+  const uint16_t port = s.port;
+
+  auto r = Fetch(port, "/version");
+  CHECK(r.status == 200);
+  CHECK(r.content_type.rfind("text/plain", 0) == 0);
+  CHECK(!r.body.empty());
+  CHECK(r.body.find('\n') == std::string::npos);
+  const std::string version = r.body;
+
+  r = Fetch(port, "/health");
+  INFO(r.body);
+  CHECK(r.status == 200);
+  CHECK(r.content_type.rfind("text/plain", 0) == 0);
+  CHECK(r.body.rfind("OK\n", 0) == 0);
+  CHECK(r.body.find("mounted ok") != std::string::npos);
+
+  r = Fetch(port, "/config");
+  CHECK(r.status == 200);
+  CHECK(r.content_type == "application/json");
+  REQUIRE(!r.body.empty());
+  CHECK(r.body.back() == '\n');
+  auto cfg = nlohmann::json::parse(r.body);
+  CHECK(cfg["FUSEVolumeName"] == "E2EVolume");
+  CHECK(cfg["FUSEMountPointPath"] == s.agent->mnt());
+  REQUIRE(cfg.contains("PlugInEnvValue"));
+  CHECK(cfg["PlugInEnvValue"].dump().find("AuthKey") == std::string::npos);
+  auto compact = Fetch(port, "/config?compact=true");
+  CHECK(compact.status == 200);
+  CHECK(compact.body.find('\n') == std::string::npos);
+  CHECK(nlohmann::json::parse(compact.body) == cfg);
+
+  r = Fetch(port, "/metrics");
+  CHECK(r.status == 200);
+  CHECK(r.content_type.rfind("text/plain; version=0.0.4", 0) == 0);
+  auto errors = prom_check::ValidatePrometheusText(r.body);
+  for (const auto& e : errors) UNSCOPED_INFO(e);
+  CHECK(errors.empty());
+  CHECK(r.body.find("pfsagent_build_info{version=\"" + version + "\"} 1\n") != std::string::npos);
+  CHECK(r.body.find("pfsagent_fuse_ops_total{") != std::string::npos);
+  CHECK(r.body.find("pfsagent_status_http_requests_total{path=\"/version\"}") !=
+        std::string::npos);
+  const std::string metrics = r.body;
+
+  r = Fetch(port, "/stats");
+  CHECK(r.status == 200);
+  CHECK(r.content_type.rfind("text/plain", 0) == 0);
+  const std::string stats = r.body;
+
+  r = Fetch(port, "/leases");
+  CHECK(r.status == 200);
+  CHECK(r.content_type == "application/json");
+  CHECK_NOTHROW(nlohmann::json::parse(r.body));
+  const std::string leases = r.body;
+
+  r = Fetch(port, "/");
+  CHECK(r.status == 200);
+  CHECK(r.content_type.rfind("text/html", 0) == 0);
+  CHECK(r.body.find("href=\"/metrics\"") != std::string::npos);
+  CHECK(Fetch(port, "/metrics", http::verb::post).status == 405);
+  CHECK(Fetch(port, "/debug/pprof").status == 404);
+
+  for (auto [name, body] : {std::pair{"config", Fetch(port, "/config").body},
+                            std::pair{"metrics", metrics}, std::pair{"stats", stats},
+                            std::pair{"leases", leases},
+                            std::pair{"health", Fetch(port, "/health").body}}) {
+    CheckNoSecret(std::string("endpoint /") + name, body);
+  }
+
+  CHECK(s.agent->Stop() == 0);
+  CheckNoSecret("log file", s.agent->Log());
+  CheckNoSecret("agent stdout/stderr", s.agent->Output());
+  CHECK(!s.agent->Log().empty());
+}
+
+TEST_CASE("ops e2e: a busy status port stops start-up before mounting", "[e2e]") {
+  Setup s;
+  // Occupy a port.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(listen(fd, 1) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  const uint16_t busy = ntohs(a.sin_port);
+
+  auto agent = AgentProcess::Start(s.emu->info(), s.work,
+                                   {"HTTPServerTCPPort: " + std::to_string(busy)});
+  close(fd);
+  REQUIRE_FALSE(agent.ok());
+  INFO(agent.error().Message());
+  CHECK(agent.error().Message().find("exited during start-up") != std::string::npos);
+  CHECK(agent.error().Message().find("127.0.0.1:" + std::to_string(busy)) != std::string::npos);
+  CHECK_FALSE(e2e::IsMounted(s.work + "/mnt"));
+}
+
+TEST_CASE("ops e2e: writes followed at once by SIGTERM are all there after restart", "[e2e]") {
+  Setup s;
+  s.StartAgent();
+  std::map<std::string, std::string> files;
+  for (int i = 0; i < 24; ++i) {
+    size_t size = (i % 4 == 0) ? 3 * 1024 * 1024 + 17 : 1000 + i * 4099;
+    files["f" + std::to_string(i)] = Pattern(size, 1000 + i);
+  }
+  for (const auto& [name, data] : files) REQUIRE(e2e::WriteFile(s.agent->Path(name), data) == 0);
+  // Append to one of them (a second write burst on an existing file).
+  REQUIRE(e2e::WriteFile(s.agent->Path("f1"), "tail", O_APPEND) == 0);
+  files["f1"] += "tail";
+  // SIGTERM immediately: no fsync, no sleep.
+  CHECK(s.agent->Stop(std::chrono::seconds(60)) == 0);
+  CHECK_FALSE(e2e::IsMounted(s.work + "/mnt"));
+
+  s.StartAgent();
+  for (const auto& [name, data] : files) {
+    INFO(name);
+    auto got = e2e::ReadFile(s.agent->Path(name));
+    REQUIRE(got.ok());
+    CHECK(got->size() == data.size());
+    CHECK(*got == data);
+  }
+}
+
+#ifndef PFS_MOUNT_HELPER
+#error PFS_MOUNT_HELPER must name agent/mount_pfsagentd.sh
+#endif
+
+TEST_CASE("ops e2e: mount.fuse.pfsagentd starts an agent and returns once mounted", "[e2e]") {
+  Setup s;
+  // Adopt the helper's detached agent when the helper shell exits, so we can reap it by PID.
+  REQUIRE(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+  // Let AgentProcess write a working configuration, then stop that agent.
+  s.StartAgent();
+  REQUIRE(s.agent->Stop() == 0);
+  s.agent.reset();
+  const std::string conf = s.work + "/agent.conf";
+  const std::string mnt = s.work + "/mnt";
+  const uint16_t port = FreePort();
+
+  std::string cmd = "PFSAGENTD_RUNDIR=" + s.work + " sh " + PFS_MOUNT_HELPER + " " + conf + " " +
+                    mnt + " -o rw,_netdev,pfsagentd=" + PFS_AGENT_PATH +
+                    ",timeout=30,Agent.HTTPServerTCPPort=" + std::to_string(port) + " 2>&1";
+  int rc = std::system(cmd.c_str());
+  // Whatever happens below, the helper's agent is stopped by PID and the mount removed.
+  struct Guard {
+    pid_t pid = -1;
+    std::string mnt;
+    ~Guard() {
+      if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+      }
+      if (e2e::IsMounted(mnt)) umount2(mnt.c_str(), MNT_DETACH);
+      prctl(PR_SET_CHILD_SUBREAPER, 0);
+    }
+  } guard{-1, mnt};
+  std::string pid_text = e2e::ReadText(s.work + "/agent.pid");
+  REQUIRE(!pid_text.empty());
+  const pid_t pid = std::stoi(pid_text);
+  guard.pid = pid;
+  REQUIRE(WIFEXITED(rc));
+  CHECK(WEXITSTATUS(rc) == 0);
+  REQUIRE(e2e::IsMounted(mnt));
+  REQUIRE(pid > 0);
+  CHECK(kill(pid, 0) == 0);
+  CHECK(WaitReady(port, std::chrono::seconds(10)));
+  REQUIRE(e2e::WriteFile(mnt + "/via-helper", "mounted by helper") == 0);
+  auto back = e2e::ReadFile(mnt + "/via-helper");
+  REQUIRE(back.ok());
+  CHECK(*back == "mounted by helper");
+
+  // Mounting again on a mount point is refused.
+  rc = std::system(cmd.c_str());
+  CHECK(WEXITSTATUS(rc) == 32);
+
+  // Stop it by PID (it is our child now through the subreaper).
+  kill(pid, SIGTERM);
+  int st = 0;
+  pid_t w = -1;
+  for (int i = 0; i < 600 && w != pid; ++i) {
+    w = waitpid(pid, &st, WNOHANG);
+    if (w != pid) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (w != pid) FAIL("agent started by the helper did not stop within 30 s");
+  guard.pid = -1;
+  CHECK(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 0);
+  if (e2e::IsMounted(mnt)) umount2(mnt.c_str(), MNT_DETACH);
+  CHECK_FALSE(e2e::IsMounted(mnt));
+
+  // A binary that exits at once makes the helper fail with 32 ("mount failure").
+  rc = std::system(("PFSAGENTD_RUNDIR=" + s.work + " sh " + PFS_MOUNT_HELPER + " " + conf + " " +
+                    mnt + " -o pfsagentd=/bin/false,timeout=5 2>/dev/null")
+                       .c_str());
+  CHECK(WEXITSTATUS(rc) == 32);
+  CHECK_FALSE(e2e::IsMounted(mnt));
+}
