@@ -176,6 +176,9 @@ class EmulatorImpl : public Emulator {
     RetryRpcServerOptions ro;
     ro.ip = opts_.rpc_ip;
     ro.port = opts_.rpc_port;
+    const bool debug = opts_.log_level == "debug" || opts_.log_level == "trace";
+    ro.log_warnings = opts_.log_level != "error" && opts_.log_level != "off";
+    ro.log_rpcs = debug;
     rpc_ = std::make_unique<RetryRpcServer>(
         ro, &counters_,
         [this](const std::string&, const std::string& method, const Json& params0) {
@@ -189,6 +192,7 @@ class EmulatorImpl : public Emulator {
     ho.account = opts_.account;
     ho.users = opts_.users;
     ho.token_life = opts_.token_life;
+    ho.log_requests = debug;
     http_ = std::make_unique<HttpFront>(
         ho, storage_.get(), &faults_, &counters_,
         [this](const std::string& method, const Json& params0) {
@@ -220,10 +224,10 @@ class EmulatorImpl : public Emulator {
   void Stop() override {
     if (stopped_) return;
     stopped_ = true;
-    faults_.Shutdown();
-    if (http_) http_->Stop();
+    faults_.Shutdown();  // wakes stalled executions and delayed requests
     if (rpc_) rpc_->Stop();
-    if (core_) core_->ForgetMounts();  // wakes blocked RpcLease executions
+    if (core_) core_->ForgetMounts();  // wakes blocked RpcLease executions (either transport)
+    if (http_) http_->Stop();
     if (rpc_) rpc_->JoinWorkers();
     core_.reset();  // stops the lease timer thread: no upcalls after this
     rpc_.reset();

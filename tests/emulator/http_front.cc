@@ -362,6 +362,10 @@ class HttpFront::Connection {
   // Writes status line + headers + body. Returns false on a write error.
   bool Respond(int status, const Headers& headers, const char* body, size_t len,
                bool head = false, size_t announce = SIZE_MAX) {
+    if (f_->opts_.log_requests) {
+      std::cerr << "pfs-emulator http: " << cur_method_ << " " << cur_target_ << " -> " << status
+                << std::endl;
+    }
     std::string h = "HTTP/1.1 " + std::to_string(status) + " " + Reason(status) + "\r\n";
     for (const auto& [k, v] : headers) h += k + ": " + v + "\r\n";
     if (status != 204 && status != 304) {
@@ -438,6 +442,8 @@ class HttpFront::Connection {
     auto& req = p.get();
     const std::string method(req.method_string());
     std::string target(req.target());
+    cur_method_ = method;
+    cur_target_ = target;
     const std::string path = PercentDecode(target.substr(0, target.find('?')));
 
     if (path.rfind("/__emulator/", 0) == 0 || path == "/__emulator") {
@@ -716,6 +722,7 @@ class HttpFront::Connection {
   tcp::socket sock_;
   beast::flat_buffer buf_;
   bool keep_alive_ = true;
+  std::string cur_method_, cur_target_;  // for request logging
 };
 
 void HttpFront::Serve(uint64_t id, int fd) {

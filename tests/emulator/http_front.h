@@ -37,6 +37,7 @@ struct HttpFrontOptions {
   std::string account = "AUTH_test";
   std::vector<std::pair<std::string, std::string>> users;  // ("acct:user", key)
   std::chrono::milliseconds token_life{std::chrono::hours(24)};
+  bool log_requests = false;  // one stderr line per HTTP response (debug)
 };
 
 // Executes Server.<method> (bare name) for a PROXYFS request; params0 already carries the URL's

@@ -25,7 +25,9 @@ namespace {
 
 constexpr uint32_t kMaxBody = 256u << 20;  // safety cap; the real server has none
 
-void Log(const std::string& msg) { std::cerr << "pfs-emulator retryrpc: " << msg << std::endl; }
+void LogLine(const std::string& msg) {
+  std::cerr << "pfs-emulator retryrpc: " << msg << std::endl;
+}
 
 // Grows on demand: a task never waits for a busy worker (thread per concurrent request).
 class WorkerPool {
@@ -172,6 +174,10 @@ class RetryRpcServer::Impl {
   Impl(RetryRpcServerOptions o, Counters* c, RpcExecutor e)
       : opts_(std::move(o)), counters_(c), exec_(std::move(e)), acceptor_(ioc_),
         trim_timer_(ioc_) {}
+
+  void Log(const std::string& msg) const {
+    if (opts_.log_warnings) LogLine(msg);
+  }
 
   base::Result<std::shared_ptr<ssl::context>> MakeContext(const TlsCredentials& creds) {
     try {
@@ -493,6 +499,10 @@ class RetryRpcServer::Impl {
       } catch (const std::exception& ex) {
         Log("executor threw for " + r.method + ": " + ex.what());
         res.errstr = "errno: 5";
+      }
+      if (opts_.log_rpcs) {
+        LogLine(client->id + " #" + std::to_string(r.requestid) + " " + r.method + " -> " +
+                (res.errstr.empty() ? std::string("ok") : res.errstr));
       }
       rr::ReplyEnvelope rep;
       rep.myuniqueid = r.myuniqueid;

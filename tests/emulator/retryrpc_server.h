@@ -51,6 +51,8 @@ struct RetryRpcServerOptions {
   std::chrono::milliseconds ack_trim{100};
   std::chrono::milliseconds ttl_completed{std::chrono::minutes(10)};
   int io_threads = 2;
+  bool log_warnings = true;  // framing violations, dropped envelopes (stderr)
+  bool log_rpcs = false;     // one stderr line per executed RPC (debug)
 };
 
 class RetryRpcServer {

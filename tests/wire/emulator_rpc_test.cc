@@ -273,3 +273,49 @@ TEST_CASE("emulator retryrpc: framing violations close the connection", "[emulat
   auto ok = f.Connect();
   CHECK(ok->Call(f.mount.id, 50, "RpcPing", {{"Message", "x"}})["errstr"] == "");
 }
+
+TEST_CASE("emulator retryrpc: reconnect waits for the old connection's requests", "[emulator]") {
+  RpcFixture f;
+  Json create = {{"MountID", f.mount.id}, {"InodeNumber", 1}, {"Basename", "slow"},
+                 {"UserID", 0}, {"GroupID", 0}, {"FileMode", 0644}};
+  REQUIRE(f.emu->Control("stall_rpc", {{"method", "RpcCreate"}, {"ms", 1200}}).ok());
+  auto t0 = std::chrono::steady_clock::now();
+  {
+    auto a = f.Connect();
+    a->Send(f.mount.id, 1, 0, "RpcCreate", create);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }  // connection A closed with request 1 still executing
+  auto b = f.Connect();
+  auto rep = b->Call(f.mount.id, 1, "RpcCreate", create);  // retransmission
+  CHECK(rep["errstr"] == "");  // the original's cached success, not EEXIST
+  CHECK(MsSince(t0) >= 1100);
+  auto counters = f.emu->Control("counters");
+  REQUIRE(counters.ok());
+  CHECK((*counters)["rpcs"]["RpcCreate"] == 1);
+  CHECK(b->Call(f.mount.id, 2, "RpcPing", {{"Message", "x"}})["errstr"] == "");
+}
+
+TEST_CASE("emulator retryrpc: lease conflict delivers a Release upcall", "[emulator]") {
+  RpcFixture f;
+  Mount mb = DoMount(*f.emu, f.token);
+  REQUIRE(!mb.id.empty());
+  auto a = f.Connect();
+  RawRpc b(mb.ip, mb.port, mb.ca_pem);
+  b.PassId(mb.id);
+  auto rep = a->Call(f.mount.id, 1, "RpcLease",
+                     {{"MountID", f.mount.id}, {"InodeNumber", 1}, {"LeaseRequestType", 2}});
+  REQUIRE(rep["result"]["LeaseReplyType"] == 3);
+  b.Send(mb.id, 1, 0, "RpcLease", {{"MountID", mb.id}, {"InodeNumber", 1}, {"LeaseRequestType", 2}});
+  auto [type, body] = a->Read();
+  CHECK(type == 2);
+  CHECK(body == R"({"RPCInterruptType":2,"InodeNumber":1})");
+  rep = a->Call(f.mount.id, 2, "RpcLease",
+                {{"MountID", f.mount.id}, {"InodeNumber", 1}, {"LeaseRequestType", 4}});
+  CHECK(rep["result"]["LeaseReplyType"] == 5);
+  rep = b.ReadReply(1);
+  CHECK(rep["result"]["LeaseReplyType"] == 3);
+  auto c = f.emu->Control("counters");
+  REQUIRE(c.ok());
+  CHECK((*c)["leases_granted"].get<int>() >= 2);
+  CHECK((*c)["upcalls_sent"].get<int>() >= 1);
+}
