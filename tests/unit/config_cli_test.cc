@@ -155,6 +155,30 @@ TEST_CASE("cli: --check-config reads '-' from stdin and prints warnings on stder
         std::string::npos);
   CHECK(r.err.find("pfsagentd: warning: <stdin>:4: section [Other] ignored") !=
         std::string::npos);
+
+  // A bad configuration on stdin: exit 2, located as <stdin>.
+  {
+    std::ofstream out(path, std::ios::trunc);
+    out << "[Agent]\nReadCacheLineSize = 0\n";
+  }
+  for (bool check_only : {true, false}) {
+    RunResult bad = check_only ? Run({"--check-config", "-"}, path) : Run({"-"}, path);
+    REQUIRE(bad.exited);
+    CHECK(bad.code == 2);
+    CHECK(bad.err.find("<stdin>:2: [Agent] ReadCacheLineSize = \"0\": must be >= 1") !=
+          std::string::npos);
+  }
+}
+
+TEST_CASE("cli: a log file that cannot be opened is a configuration error (exit 2)", "[cli]") {
+  config_test::TempDir dir;
+  const std::string log = (dir.path() / "missing-dir" / "agent.log").string();
+  RunResult r = Run({kData + "/agent_sample.conf", "Agent.LogFilePath=" + log,
+                     "Agent.LogToConsole=false"});
+  REQUIRE(r.exited);
+  CHECK(r.code == 2);
+  CHECK(r.err.find("cannot open log file \"" + log + "\" (LogFilePath)") != std::string::npos);
+  CHECK(r.err.find("testing") == std::string::npos);
 }
 
 TEST_CASE("cli: --version, --help and usage errors", "[cli]") {
