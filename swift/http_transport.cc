@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -59,7 +61,14 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
   }
   size_t colon = line.find(':');
   if (colon != std::string::npos) {
-    st->response->headers.emplace_back(Trim(line.substr(0, colon)), Trim(line.substr(colon + 1)));
+    std::string name = Trim(line.substr(0, colon));
+    std::string value = Trim(line.substr(colon + 1));
+    if (strcasecmp(name.c_str(), "Content-Length") == 0) {
+      // Pre-size the body buffer (bounded) to avoid repeated growth on large GETs.
+      uint64_t len = std::strtoull(value.c_str(), nullptr, 10);
+      if (len > 0 && len <= (1ull << 30)) st->response->body.reserve(len);
+    }
+    st->response->headers.emplace_back(std::move(name), std::move(value));
   }
   return size * n;
 }
@@ -308,6 +317,7 @@ base::Result<HttpResponse> HttpTransport::Do(const HttpRequest& req) {
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);  // fewer callbacks on large GETs
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, OnHeader);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &cb);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, OnWrite);
