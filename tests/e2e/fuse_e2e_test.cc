@@ -517,6 +517,9 @@ TEST_CASE("e2e: injected 503s, resets and token expiry lose nothing and return n
   REQUIRE(v.emu->Control("drop_rpc_connections").ok());
   struct stat st {};
   CHECK(stat(v.P("w503").c_str(), &st) == 0);
+  auto counters = v.emu->Control("counters");
+  REQUIRE(counters.ok());
+  CHECK((*counters)["faults_fired"].get<int64_t>() >= 9);  // 2+1 PUT, 3+2+1 GET faults
   CHECK(v.agent->Stop() == 0);
 }
 
