@@ -510,6 +510,7 @@ struct Decoder {
 
 template <typename T>
 Status DecodeStruct(const Json& j, const std::string& ctx, T* out) {
+  if (j.is_null()) return base::Ok();  // Go: null into a struct is a no-op (zero value)
   if (!j.is_object()) return Bad(ctx, "object", j);
   Decoder dec{&j, &ctx, base::Ok()};
   Fields(*out, dec);

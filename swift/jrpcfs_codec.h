@@ -18,7 +18,8 @@
 //     are \u00XX (lower-case hex, as Go 1.13), invalid UTF-8 bytes become \ufffd.
 //
 // Decoding (FromJson): member names exact first, then ASCII case-insensitive; unknown members
-// ignored; missing member or null -> zero value (0, "", nullopt, empty vector, enum 0) — NOTE
+// ignored; a top-level null decodes to the zero value of the struct (as Go); missing member or
+// null -> zero value (0, "", nullopt, empty vector, enum 0) — NOTE
 // this is Go's zero value, not the C++ default initializer (ChownRequest.UserID decodes to 0 if
 // absent, ReaddirByLocRequest.PrevDirEntLocation to 0). Rejected with Error(EPROTO,
 // "<Type>.<Member>: expected unsigned integer, got -1") and similar: floats/exponents, negative

@@ -608,6 +608,11 @@ TEST_CASE("decoding leniency: case-insensitive names, unknown members, null/miss
   auto rd = j::DecodeText<j::ReaddirByLocRequest>("{}");
   REQUIRE(rd.ok());
   CHECK(rd->PrevDirEntLocation == 0);
+  auto wr = j::DecodeText<j::WroteReply>("null");  // Go: null into a struct is a no-op
+  CHECK(wr.ok());
+  auto sn = j::DecodeText<j::StatStruct>("null");
+  REQUIRE(sn.ok());
+  CHECK(sn->Size == 0);
   auto w = j::DecodeText<j::WroteRequest>("{\"FileOffset\":null}");
   REQUIRE(w.ok());
   CHECK(w->FileOffset.empty());
