@@ -24,7 +24,7 @@ MOUNTS=()
 cleanup() {
   for m in "${MOUNTS[@]}"; do umount -l "$m" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  sleep 1
+  sleep 2
   for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   rm -rf "$W"
 }
@@ -70,6 +70,7 @@ start_agent() {
 }
 stop_agent() {
   kill -TERM "$AGENT_PID"; while kill -0 "$AGENT_PID" 2>/dev/null; do sleep 0.1; done
+  wait "$AGENT_PID" 2>/dev/null || true
 }
 start_agent
 MOUNTS+=("$W/agentmnt")
@@ -136,7 +137,8 @@ declare -A R
 run() {  # $1 name $2 target(agent|pt) $3 command...
   local name=$1 target=$2; shift 2
   local vals=()
-  for _ in $(seq "$RUNS"); do vals+=("$("$@")"); done
+  # Not in a subshell: cold_read_agent restarts the agent and must update AGENT_PID here.
+  for _ in $(seq "$RUNS"); do "$@" >"$W/val"; vals+=("$(cat "$W/val")"); done
   R[$name.$target]=$(printf '%s\n' "${vals[@]}" | median)
 }
 cold_read_agent() { stop_agent; drop; start_agent; seq_read "$W/agentmnt"; }
@@ -154,7 +156,7 @@ for t in agent pt; do
   run small_files "$t" small_files "$dir"
   run ls_l "$t" ls_l "$dir"
 done
-HWM=$(awk '/VmHWM/ {print $2}' /proc/"$AGENT_PID"/status)
+HWM=$(awk '/VmHWM/ {print $2}' "/proc/$AGENT_PID/status")
 
 printf '%-28s %14s %14s %8s %8s\n' workload pfsagentd passthrough ratio target
 row() {  # name unit target
