@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <catch2/catch.hpp>
 #include <map>
 #include <random>
@@ -45,6 +46,10 @@ struct Volume {
   ~Volume() {
     agent.reset();
     emu.reset();
+    if (!work.empty() && !e2e::IsMounted(work + "/mnt")) {
+      std::error_code ec;
+      std::filesystem::remove_all(work, ec);
+    }
   }
   std::string P(const std::string& rel) const { return agent->Path(rel); }
 
