@@ -4,7 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "tests/component/fakes/cache_env.h"
-#include "tests/component/fakes/fs_core_metadata_client.h"
+#include "tests/component/fakes/fscore_metadata_client.h"
 
 namespace j = swift::jrpcfs;
 
@@ -12,9 +12,8 @@ TEST_CASE("cache over emulator FsCore: random writes and truncates match a refer
           "[cache][emulator]") {
   emulator::FsCore core(emulator::CoreOptions{}, [](const std::string&, const j::RPCInterrupt&) {},
                         [](const std::string&) {});
-  auto mount = core.MountByAccountName("AUTH_test");
-  REQUIRE(mount.ok());
-  fakes::FsCoreMetadataClient md(core, *mount);
+  fakes::FsCoreMetadataClient md(&core);  // mounts AUTH_test itself
+  REQUIRE(core.HasMount(md.mount_id()));
   j::CreateRequest cr;
   cr.InodeNumber = 1;
   cr.Basename = "f";
