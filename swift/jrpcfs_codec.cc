@@ -395,25 +395,6 @@ Error Bad(const std::string& ctx, const std::string& what, const Json& got) {
   return Error(EPROTO, ctx + ": expected " + what + ", got " + Shown(got));
 }
 
-bool AsciiEqualFold(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
-const Json* FindMember(const Json& obj, const char* name) {
-  auto it = obj.find(name);
-  if (it != obj.end()) return &*it;
-  for (auto jt = obj.begin(); jt != obj.end(); ++jt) {
-    if (AsciiEqualFold(jt.key(), name)) return &*jt;
-  }
-  return nullptr;
-}
 
 template <typename T>
 Status DecodeStruct(const Json& j, const std::string& ctx, T* out);
@@ -666,6 +647,28 @@ int B64Val(char c) {
 }
 
 }  // namespace
+
+namespace {
+bool AsciiEqualFold(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+}  // namespace
+
+const Json* FindMember(const Json& obj, const char* name) {
+  auto it = obj.find(name);
+  if (it != obj.end()) return &*it;
+  for (auto jt = obj.begin(); jt != obj.end(); ++jt) {
+    if (AsciiEqualFold(jt.key(), name)) return &*jt;
+  }
+  return nullptr;
+}
 
 // ---------------------------------------------------------------------------------------------
 

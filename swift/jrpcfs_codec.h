@@ -55,6 +55,10 @@ base::Result<Json> Parse(std::string_view text);
 // produced by our codec) are printed by nlohmann.
 std::string Dump(const Json& j);
 
+// Go's member matching: the exact name if present, else the first case-insensitive (ASCII)
+// match; nullptr when absent.
+const Json* FindMember(const Json& obj, const char* name);
+
 // Standard base64 with '=' padding (RFC 4648 §4). Decode rejects anything not canonical-length
 // or outside the alphabet (Error EPROTO).
 std::string Base64Encode(std::string_view raw);

@@ -1,5 +1,7 @@
 #include "swift/retryrpc_wire.h"
 
+#include "swift/jrpcfs_codec.h"
+
 #include <cerrno>
 #include <cstdio>
 
@@ -26,25 +28,7 @@ uint16_t GetU16(const uint8_t* p) {
   return static_cast<uint16_t>((static_cast<uint16_t>(p[0]) << 8) | p[1]);
 }
 
-bool AsciiEqualFold(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
-const Json* Member(const Json& obj, const char* name) {
-  auto it = obj.find(name);
-  if (it != obj.end()) return &*it;
-  for (auto jt = obj.begin(); jt != obj.end(); ++jt) {
-    if (AsciiEqualFold(jt.key(), name)) return &*jt;
-  }
-  return nullptr;
-}
+const Json* Member(const Json& obj, const char* name) { return jrpcfs::FindMember(obj, name); }
 
 base::Status GetString(const Json& obj, const char* ctx, const char* name, std::string* out) {
   const Json* m = Member(obj, name);
