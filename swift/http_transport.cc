@@ -329,7 +329,9 @@ base::Result<HttpResponse> HttpTransport::Do(const HttpRequest& req) {
       cb.stream = req.stream_body.get();
       cb.stall_limit = options_.timeout;
       curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);  // no size => Transfer-Encoding: chunked
-      curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 1L << 20);
+      curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE,
+                       static_cast<long>(std::clamp<uint64_t>(options_.upload_buffer_bytes,
+                                                              16u << 10, 2u << 20)));
       curl_easy_setopt(h, CURLOPT_READFUNCTION, OnReadStream);
       curl_easy_setopt(h, CURLOPT_READDATA, &cb);
       if (req.method != "PUT") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req.method.c_str());

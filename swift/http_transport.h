@@ -68,6 +68,9 @@ struct HttpOptions {
   uint64_t pool_size = 16;                                           // SwiftConnectionPoolSize
   std::string user_agent = "PFSAgent";                               // "PFSAgent <version>"
   std::chrono::nanoseconds max_retry_delay{std::chrono::minutes(2)};  // cap of one sleep
+  // libcurl upload buffer (CURLOPT_UPLOAD_BUFFERSIZE) for streaming bodies: how many bytes one
+  // read callback may copy out of the AppendBuffer. libcurl clamps it to [16 KiB, 2 MiB].
+  uint64_t upload_buffer_bytes = 1u << 20;
 };
 
 inline constexpr uint32_t kMaxRenewalsPerRequest = 3;
