@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "plugins/token_source.h"
+
 namespace agent {
 
 struct HealthCheck {
@@ -28,5 +30,13 @@ struct HealthReport {
   // check "<name> ok|FAIL <detail>". Ends with a newline.
   std::string ToText() const;
 };
+
+// The "token" check from the auth plug-in host's state (plugins::PluginHost::Status()):
+// ok when the host has credentials, is not shut down, and its most recent fetch (start or
+// renewal after a 401) did not fail. A failed renewal keeps the check failing until a later
+// renewal succeeds (the host keeps serving the previous token meanwhile). The detail names the
+// credentials generation and age, or the failure (plug-in error text, one line, at most 200
+// characters; it never contains the token or the plug-in's environment value).
+HealthCheck TokenCheck(const plugins::TokenStatus& status);
 
 }  // namespace agent

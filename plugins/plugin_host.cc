@@ -159,6 +159,18 @@ base::Result<Credentials> PluginHost::Renew(uint64_t seen_generation) {
   }
 }
 
+TokenStatus PluginHost::Status() {
+  std::lock_guard<std::mutex> lk(mu_);
+  TokenStatus s;
+  s.has_token = creds_.has_value();
+  s.generation = creds_ ? creds_->generation : 0;
+  s.last_fetch_failed = last_error_.has_value();
+  if (last_error_) s.last_error = last_error_->Message();
+  if (creds_) s.since_success = Clock::now() - last_success_;
+  s.shut_down = shutdown_;
+  return s;
+}
+
 // Called with mu_ held (via the unique_lock in the caller's frame) and busy_ false.
 base::Result<Credentials> PluginHost::FetchLocked() {
   busy_ = true;
@@ -170,6 +182,7 @@ base::Result<Credentials> PluginHost::FetchLocked() {
   if (r.ok()) {
     creds_ = r.value();
     last_error_.reset();
+    last_success_ = Clock::now();
   } else {
     last_error_ = r.error();
   }

@@ -80,6 +80,9 @@ class PluginHost : public TokenSource {
   // SIGKILL if needed, and reaps it. Idempotent. Later calls to Current/Renew fail (ESHUTDOWN).
   void Shutdown();
 
+  // Snapshot for health checks. Never blocks on the plug-in (only takes the internal mutex).
+  TokenStatus Status();
+
   // Number of times the plug-in process was (re)started, for tests and /metrics.
   uint64_t Starts() const { return starts_.load(); }
   pid_t ChildPid() const { return child_pid_.load(); }
@@ -108,6 +111,7 @@ class PluginHost : public TokenSource {
   uint64_t fetch_epoch_ = 0;    // increments when a fetch finishes
   std::optional<Credentials> creds_;
   std::optional<base::Error> last_error_;  // result of the last fetch if it failed
+  std::chrono::steady_clock::time_point last_success_{};
   bool shutdown_ = false;
 
   // Child state: only touched by the busy thread (or by Shutdown once no fetch runs).

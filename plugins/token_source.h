@@ -5,6 +5,7 @@
 // token is still being fetched or a renewal is running (then it waits, with a timeout).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -18,6 +19,16 @@ struct Credentials {
   // Increases by one with every successful (re)authentication; lets concurrent callers that
   // all saw a 401 for the same token share one renewal.
   uint64_t generation = 0;
+};
+
+// What /health reports about the auth plug-in (never the token itself).
+struct TokenStatus {
+  bool has_token = false;       // credentials were obtained at least once
+  uint64_t generation = 0;      // generation of the current credentials
+  bool last_fetch_failed = false;  // the most recent start/renewal failed (cleared by a success)
+  std::string last_error;       // its message (no secrets: our own wording), empty when none
+  std::chrono::steady_clock::duration since_success{};  // age of the current credentials
+  bool shut_down = false;
 };
 
 class TokenSource {
