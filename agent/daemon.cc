@@ -330,6 +330,7 @@ int Run(const AgentConfig& config) {
     h.Add("mounted", fuse_alive.load(), fuse_alive.load() ? "" : "FUSE session not running");
     bool lost = meta.Current()->rpc->MountLost();
     h.Add("cluster", !lost, lost ? "mount lost" : "");
+    h.checks.push_back(TokenCheck(tokens.Status()));
     h.Add("backlog", true,
           "dirty bytes " + std::to_string(data->DirtyBytes()) + ", LogSegments in flight " +
               std::to_string(data->SegmentsInFlight()));

@@ -3,12 +3,16 @@
 //   * no secret (the AuthKey inside PlugInEnvValue, any issued token) in any endpoint or the log;
 //   * a status port already in use stops start-up before mounting, with a clear message;
 //   * data written and followed at once by SIGTERM is all there after a restart;
-//   * the mount(8) helper starts an agent and returns once the volume is mounted.
+//   * the mount(8) helper starts an agent and returns once the volume is mounted;
+//   * /health's "token" check follows 401 renewals through the auth plug-in;
+//   * SIGHUP reopens a rotated log file (new file at the configured path, mode 0640);
+//   * a second SIGTERM during a slow flush prints the pending inode on stderr.
 // Needs root and /dev/fuse. Every process is stopped by PID, every mount unmounted.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -109,10 +113,10 @@ struct Setup {
     REQUIRE(e.ok());
     emu = std::move(*e);
   }
-  void StartAgent() {
+  void StartAgent(std::vector<std::string> extra = {}) {
     port = FreePort();
-    auto a = AgentProcess::Start(emu->info(), work,
-                                 {"HTTPServerTCPPort: " + std::to_string(port)});
+    extra.push_back("HTTPServerTCPPort: " + std::to_string(port));
+    auto a = AgentProcess::Start(emu->info(), work, extra);
     if (!a.ok()) FAIL("agent start: " << a.error().Message());
     agent = std::move(*a);
     REQUIRE(WaitReady(port, std::chrono::seconds(10)));
@@ -148,6 +152,7 @@ TEST_CASE("ops e2e: every endpoint of a running agent, and no secret anywhere", 
   CHECK(r.content_type.rfind("text/plain", 0) == 0);
   CHECK(r.body.rfind("OK\n", 0) == 0);
   CHECK(r.body.find("mounted ok") != std::string::npos);
+  CHECK(r.body.find("\ntoken ok generation 1, ") != std::string::npos);
 
   r = Fetch(port, "/config");
   CHECK(r.status == 200);
@@ -261,6 +266,112 @@ TEST_CASE("ops e2e: writes followed at once by SIGTERM are all there after resta
     CHECK(got->size() == data.size());
     CHECK(*got == data);
   }
+}
+
+// Waits until `pred()` holds, polling every 50 ms; false after `limit`.
+template <typename P>
+bool WaitFor(P pred, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
+TEST_CASE("ops e2e: SIGHUP reopens a rotated log file; /health follows token renewals", "[e2e]") {
+  Setup s;
+  // A restrictive umask: the new log file must still get exactly 0640.
+  mode_t old_umask = umask(0077);
+  s.StartAgent();
+  umask(old_umask);
+  const std::string log = s.work + "/pfsagentd.log";
+  const std::string rotated = log + ".1";
+  REQUIRE(e2e::WriteFile(s.agent->Path("before.txt"), "before rotation\n") == 0);
+  REQUIRE(WaitFor([&] { return e2e::ReadText(log).find("mounted at") != std::string::npos; },
+                  std::chrono::seconds(5)));
+
+  // logrotate's default (create) mode: rename, then SIGHUP.
+  REQUIRE(rename(log.c_str(), rotated.c_str()) == 0);
+  REQUIRE(kill(s.agent->pid(), SIGHUP) == 0);
+  REQUIRE(WaitFor([&] { return e2e::ReadText(log).find("reopened") != std::string::npos; },
+                  std::chrono::seconds(10)));
+  struct stat st {};
+  REQUIRE(stat(log.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0640);
+  CHECK(e2e::ReadText(rotated).find("SIGHUP: reopening the log file") != std::string::npos);
+  CHECK(e2e::ReadText(rotated).find("mounted at") != std::string::npos);
+  CHECK(e2e::ReadText(log).find("mounted at") == std::string::npos);
+
+  // New activity after the rotation lands in the new file only: every token is invalidated, so
+  // the next PUT gets a 401 and the agent renews through the plug-in (logged, and visible in
+  // the /health token check as generation 2).
+  auto h = Fetch(s.port, "/health");
+  CHECK(h.body.find("\ntoken ok generation 1, ") != std::string::npos);
+  REQUIRE(s.emu->Control("expire_tokens").ok());
+  REQUIRE(e2e::WriteFile(s.agent->Path("after.txt"), "after rotation\n") == 0);
+  h = Fetch(s.port, "/health");
+  INFO(h.body);
+  CHECK(h.status == 200);
+  CHECK(h.body.find("\ntoken ok generation 2, ") != std::string::npos);
+  CHECK(WaitFor([&] { return e2e::ReadText(log).find("HTTP 401") != std::string::npos; },
+                std::chrono::seconds(5)));
+  CHECK(e2e::ReadText(rotated).find("HTTP 401") == std::string::npos);
+
+  CHECK(s.agent->Stop() == 0);
+  CHECK(e2e::ReadText(log).find("stopped (exit 0)") != std::string::npos);
+  CHECK(e2e::ReadText(rotated).find("stopped (exit 0)") == std::string::npos);
+  CheckNoSecret("new log file", e2e::ReadText(log));
+  REQUIRE(stat(log.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0640);
+}
+
+TEST_CASE("ops e2e: a second SIGTERM during a slow flush reports the pending inode", "[e2e]") {
+  Setup s;
+  s.StartAgent({"MaxFlushTime: 60s"});  // the LogSegment stays open until the signal
+  const std::string path = s.agent->Path("slow.bin");
+  const std::string data = Pattern(300000, 77);
+  // The LogSegment's PUT starts at the first write; the emulator holds it 6 s, so the flush that
+  // SIGTERM starts (close the segment, wait for the PUT, RpcWrote) is still running 1 s later.
+  REQUIRE(s.emu->Control("fail_objects", {{"op", "PUT"}, {"count", 1}, {"action", "delay"},
+                                          {"delay_ms", 6000}})
+              .ok());
+  int fd = open(path.c_str(), O_RDWR | O_CREAT, 0644);
+  REQUIRE(fd >= 0);
+  REQUIRE(write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()));
+  struct stat st {};
+  REQUIRE(fstat(fd, &st) == 0);
+  const uint64_t ino = st.st_ino;
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(kill(s.agent->pid(), SIGTERM) == 0);
+  REQUIRE(WaitFor([&] { return s.agent->Log().find("flushing, then unmounting") !=
+                               std::string::npos; },
+                  std::chrono::seconds(5)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  REQUIRE(kill(s.agent->pid(), SIGTERM) == 0);
+  const std::string want = "inode " + std::to_string(ino) + ": unflushed file data";
+  CHECK(WaitFor([&] { return s.agent->Output().find("still pending:") != std::string::npos; },
+                std::chrono::seconds(3)));
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));  // during the flush
+  const std::string out = s.agent->Output();
+  INFO(out);
+  auto at = out.find("pfsagentd: shutdown in progress; still pending:\n");
+  REQUIRE(at != std::string::npos);
+  CHECK(out.find(want, at) != std::string::npos);
+  CHECK(out.find("total unflushed bytes: ", at) != std::string::npos);
+  // The flush then completes; closing our descriptor lets the unmount through.
+  REQUIRE(close(fd) == 0);
+  CHECK(s.agent->Wait(std::chrono::seconds(60)) == 0);
+  CHECK(s.agent->Output().find("data NOT persisted") == std::string::npos);
+  auto counters = s.emu->Control("counters");
+  REQUIRE(counters.ok());
+  CHECK((*counters)["faults_fired"].get<int64_t>() == 1);
+
+  s.StartAgent();
+  auto back = e2e::ReadFile(path);
+  REQUIRE(back.ok());
+  CHECK(*back == data);
+  CHECK(s.agent->Stop() == 0);
 }
 
 #ifndef PFS_MOUNT_HELPER
