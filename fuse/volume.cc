@@ -500,13 +500,15 @@ Result<bool> Volume::HideIfOpen(uint64_t parent, const std::string& name, uint64
   j::RenameRequest req;
   req.SrcDirInodeNumber = static_cast<int64_t>(parent);
   req.SrcBasename = name;
-  req.DstDirInodeNumber = static_cast<int64_t>(parent);
+  // Hidden in the root directory, not in `parent`: the old parent may be removed next (rmdir of
+  // a directory whose only entry is an open unlinked file succeeds in POSIX).
+  req.DstDirInodeNumber = static_cast<int64_t>(kRootIno);
   req.DstBasename = HiddenName(ino);
   auto r = meta_.Rename(req);
   if (!r.ok()) return r.error();
   std::lock_guard<std::mutex> l(mu_);
   n->hidden = true;
-  n->hidden_parent = parent;
+  n->hidden_parent = kRootIno;
   if (hidden_renames_) hidden_renames_->Inc();
   return true;
 }

@@ -13,8 +13,8 @@
 //   * close-to-open: Flush (every close) and Fsync push all dirty data of the inode (PUT +
 //     RpcWrote) and then RpcSetTime with our local mtime, returning any sticky write error;
 //   * an unlinked (or rename-replaced) file that is still open is renamed to
-//     ".pfs_unlinked_<ino>" in its directory and really unlinked at its last Release;
-//     such names are hidden from readdir;
+//     ".pfs_unlinked_<ino>" in the root directory (so its old directory can be removed) and
+//     really unlinked at its last Release; such names are hidden from readdir;
 //   * rename onto an existing empty directory: the empty directory is removed first (the
 //     server would say EEXIST), so it is not atomic;
 //   * RENAME_NOREPLACE honoured (EEXIST), RENAME_EXCHANGE -> EINVAL.

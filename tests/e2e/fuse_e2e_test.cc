@@ -232,6 +232,23 @@ TEST_CASE("e2e: unlinked open file stays usable; mtime survives close", "[e2e]")
   CHECK(count == 0);
   REQUIRE(close(fd) == 0);
 
+  // POSIX: the directory of an open unlinked file can be removed at once; the file stays usable.
+  REQUIRE(mkdir(v.P("dd").c_str(), 0755) == 0);
+  fd = open(v.P("dd/f").c_str(), O_RDWR | O_CREAT, 0644);
+  REQUIRE(fd >= 0);
+  REQUIRE(pwrite(fd, "xyz", 3, 0) == 3);
+  REQUIRE(unlink(v.P("dd/f").c_str()) == 0);
+  CHECK(rmdir(v.P("dd").c_str()) == 0);
+  CHECK(pread(fd, buf, 3, 0) == 3);
+  CHECK(std::string(buf, 3) == "xyz");
+  REQUIRE(close(fd) == 0);
+  dir = opendir(v.agent->mnt().c_str());
+  REQUIRE(dir != nullptr);
+  count = 0;
+  while (dirent* de = readdir(dir)) count += std::string(de->d_name) != "." && std::string(de->d_name) != "..";
+  closedir(dir);
+  CHECK(count == 0);
+
   REQUIRE(e2e::WriteFile(v.P("m"), "data") == 0);
   struct stat before {};
   REQUIRE(stat(v.P("m").c_str(), &before) == 0);
@@ -292,9 +309,27 @@ TEST_CASE("e2e: random operations match a local reference directory", "[e2e][ran
   const std::vector<std::string> files = {"a", "b", "c", "d1/a", "d1/b", "d2/c", "d1/e/f"};
   const std::vector<std::string> dirs = {"d1", "d2", "d1/e"};
   auto pick = [&](const std::vector<std::string>& v2) { return v2[rng() % v2.size()]; };
-  int steps = 1500;
+  // PFS_E2E_STEPS overrides the number of steps (CI runs the default).
+  int steps = 4000;
+  if (const char* s = getenv("PFS_E2E_STEPS")) steps = std::stoi(s);
+  // Descriptors kept open across steps, one pair (mount, reference) per slot: writes through them
+  // stay dirty (no close), so reads, stats, truncates, renames and unlinks meet unflushed data
+  // and open-but-unlinked files.
+  struct Held {
+    int fm = -1, fr = -1;
+    std::string name;
+  };
+  std::vector<Held> held(3);
+  auto close_held = [&](Held& h) {
+    int cm = h.fm >= 0 ? Err(close(h.fm)) : 0;
+    int cr = h.fr >= 0 ? Err(close(h.fr)) : 0;
+    h = Held{};
+    return std::make_pair(cm, cr);
+  };
+  INFO("seed " << seed << " (PFS_E2E_SEED reproduces), steps " << steps);
   for (int step = 0; step < steps; ++step) {
-    int op = static_cast<int>(rng() % 12);
+    int op = static_cast<int>(rng() % 17);
+    Held& h = held[rng() % held.size()];
     std::string f = pick(files), g = pick(files), d = pick(dirs);
     std::string desc;
     int rm = 0, rr = 0;
@@ -363,14 +398,82 @@ TEST_CASE("e2e: random operations match a local reference directory", "[e2e][ran
           return e2e::WriteFile(root + f, "appended", O_APPEND);
         });
         break;
-      default:
-        desc = "rename dir " + d + " " + pick(dirs);
-        {
-          std::string d2 = pick(dirs);
-          desc = "rename dir " + d + " " + d2;
-          both([&](const std::string& root) { return Err(rename((root + d).c_str(), (root + d2).c_str())); });
-        }
+      case 11: {
+        std::string d2 = pick(dirs);
+        desc = "rename dir " + d + " " + d2;
+        both([&](const std::string& root) { return Err(rename((root + d).c_str(), (root + d2).c_str())); });
         break;
+      }
+      case 12: {  // (re)open a held descriptor pair on f
+        auto [cm, cr] = close_held(h);
+        desc = "hold open " + f + " (close of previous: " + std::to_string(cm) + "/" +
+               std::to_string(cr) + ")";
+        rm = cm;
+        rr = cr;
+        if (rm != rr) break;
+        h.fm = open((v.agent->mnt() + "/" + f).c_str(), O_RDWR | O_CREAT, 0644);
+        rm = h.fm < 0 ? errno : 0;
+        h.fr = open((ref + "/" + f).c_str(), O_RDWR | O_CREAT, 0644);
+        rr = h.fr < 0 ? errno : 0;
+        h.name = f;
+        break;
+      }
+      case 13:
+      case 14: {  // write through a held descriptor, left dirty
+        if (h.fm < 0 || h.fr < 0) {
+          desc = "write held: none";
+          break;
+        }
+        uint64_t off = rng() % 300000;
+        std::string data = Pattern(rng() % 70000 + 1, rng());
+        desc = "write held " + h.name + " @" + std::to_string(off) + " len " +
+               std::to_string(data.size());
+        rm = pwrite(h.fm, data.data(), data.size(), static_cast<off_t>(off)) ==
+                     static_cast<ssize_t>(data.size()) ? 0 : errno;
+        rr = pwrite(h.fr, data.data(), data.size(), static_cast<off_t>(off)) ==
+                     static_cast<ssize_t>(data.size()) ? 0 : errno;
+        break;
+      }
+      case 15: {  // read back through a held descriptor (dirty overlay, unlinked files)
+        if (h.fm < 0 || h.fr < 0) {
+          desc = "read held: none";
+          break;
+        }
+        uint64_t off = rng() % 320000;
+        size_t len = rng() % 90000 + 1;
+        desc = "read held " + h.name + " @" + std::to_string(off) + " len " + std::to_string(len);
+        std::string bm(len, '\0'), br(len, '\0');
+        ssize_t nm = pread(h.fm, bm.data(), len, static_cast<off_t>(off));
+        ssize_t nr = pread(h.fr, br.data(), len, static_cast<off_t>(off));
+        rm = nm < 0 ? errno : 0;
+        rr = nr < 0 ? errno : 0;
+        INFO("seed " << seed << " step " << step << ": " << desc);
+        REQUIRE(nm == nr);
+        if (nm > 0) REQUIRE(bm.substr(0, nm) == br.substr(0, nr));
+        struct stat sm {}, sr {};
+        REQUIRE(fstat(h.fm, &sm) == 0);
+        REQUIRE(fstat(h.fr, &sr) == 0);
+        REQUIRE(sm.st_size == sr.st_size);
+        break;
+      }
+      default: {  // ftruncate a held descriptor (or close it)
+        if (h.fm < 0 || h.fr < 0) {
+          desc = "ftruncate held: none";
+          break;
+        }
+        if (rng() % 2 == 0) {
+          desc = "close held " + h.name;
+          auto [cm, cr] = close_held(h);
+          rm = cm;
+          rr = cr;
+          break;
+        }
+        uint64_t sz = rng() % 280000;
+        desc = "ftruncate held " + h.name + " " + std::to_string(sz);
+        rm = Err(ftruncate(h.fm, static_cast<off_t>(sz)));
+        rr = Err(ftruncate(h.fr, static_cast<off_t>(sz)));
+        break;
+      }
     }
     INFO("seed " << seed << " step " << step << ": " << desc);
     REQUIRE(rm == rr);
@@ -395,6 +498,10 @@ TEST_CASE("e2e: random operations match a local reference directory", "[e2e][ran
         }
       }
     }
+  }
+  for (auto& h : held) {
+    auto [cm, cr] = close_held(h);
+    CHECK(cm == cr);
   }
   CHECK(v.agent->Stop() == 0);
   std::string cmd = "rm -rf " + ref;
