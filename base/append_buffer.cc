@@ -6,6 +6,8 @@
 
 namespace base {
 
+AppendBuffer::AppendBuffer(uint64_t reserve_bytes) { data_.reserve(reserve_bytes); }
+
 uint64_t AppendBuffer::Append(std::string_view data) {
   uint64_t at;
   {

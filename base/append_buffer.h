@@ -19,6 +19,10 @@ namespace base {
 class AppendBuffer {
  public:
   AppendBuffer() = default;
+  // Reserves room for `reserve_bytes` up front (address space only: untouched pages cost no
+  // memory), so appends up to that size never reallocate and copy what is already there while
+  // holding the lock that readers and the streaming PUT wait on.
+  explicit AppendBuffer(uint64_t reserve_bytes);
   AppendBuffer(const AppendBuffer&) = delete;
   AppendBuffer& operator=(const AppendBuffer&) = delete;
 

@@ -14,6 +14,7 @@
 // Usage: object_bench [--size-mib 64] [--runs 5] [--auth-url URL --user U --key K
 //                     --account A] [--plugin PATH] [--upload-buffer-kib N]
 #include <curl/curl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -48,6 +49,28 @@ double Median(std::vector<double> v) {
 double Secs(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
+
+// CPU seconds (user + system) of this process and of its reaped children (the curl CLI runs).
+double CpuSecs() {
+  auto tv = [](const timeval& v) { return static_cast<double>(v.tv_sec) + v.tv_usec / 1e6; };
+  rusage self{}, kids{};
+  getrusage(RUSAGE_SELF, &self);
+  getrusage(RUSAGE_CHILDREN, &kids);
+  return tv(self.ru_utime) + tv(self.ru_stime) + tv(kids.ru_utime) + tv(kids.ru_stime);
+}
+
+struct Sample {
+  double wall = 0;
+  double cpu = 0;
+};
+
+// Wall-clock and CPU time of one measured operation (CPU time is much less sensitive to other
+// load on a shared machine than wall-clock time).
+struct Meter {
+  Clock::time_point t = Clock::now();
+  double cpu = CpuSecs();
+  Sample Stop() const { return Sample{Secs(t), CpuSecs() - cpu}; }
+};
 
 std::string Shell(const std::string& cmd) {
   std::string out;
@@ -190,7 +213,7 @@ int main(int argc, char** argv) {
   // curl CLI with the plug-in's current token; 401 -> renew and run again (untimed retry).
   uint64_t curl_401 = 0;
   auto curl_timed = [&](const std::string& args, const std::string& object, long want_status,
-                        uint64_t want_bytes, bool upload) -> double {
+                        uint64_t want_bytes, bool upload) -> Sample {
     for (int attempt = 0; attempt < 4; ++attempt) {
       auto c = tokens.Current();
       if (!c.ok()) Die("token: " + c.error().Message());
@@ -198,9 +221,9 @@ int main(int argc, char** argv) {
                               "%{size_upload}' -H " +
                               Quote("X-Auth-Token: " + c->auth_token) + " " + args + " " +
                               Quote(c->storage_url + "/bench/" + object);
-      auto t0 = Clock::now();
+      Meter m;
       std::string out = Shell(cmd);
-      double s = Secs(t0);
+      Sample s = m.Stop();
       long status = 0;
       unsigned long long down = 0, up = 0;
       if (std::sscanf(out.c_str(), "%ld %llu %llu", &status, &down, &up) != 3) {
@@ -224,13 +247,13 @@ int main(int argc, char** argv) {
   };
 
   RawPut raw;
-  auto raw_put = [&](long buffer) -> double {
+  auto raw_put = [&](long buffer) -> Sample {
     for (int attempt = 0; attempt < 4; ++attempt) {
       auto c = tokens.Current();
       if (!c.ok()) Die("token: " + c.error().Message());
-      auto t0 = Clock::now();
+      Meter m;
       long st = raw.Put(c->storage_url + "/bench/raw", c->auth_token, data, buffer);
-      double s = Secs(t0);
+      Sample s = m.Stop();
       if (st == 401) {
         ++curl_401;
         if (auto r = tokens.Renew(c->generation); !r.ok()) Die("renew: " + r.error().Message());
@@ -242,18 +265,21 @@ int main(int argc, char** argv) {
     Die("raw libcurl PUT got 401 four times in a row");
   };
 
-  std::map<std::string, std::vector<double>> t;
+  std::map<std::string, std::vector<Sample>> t;
   const std::string sz = std::to_string(size);
   for (int r = 0; r < runs; ++r) {
-    auto t0 = Clock::now();
+    Meter t0;
     if (auto st = store.Put("bench", "ours", data); !st.ok()) Die(st.error().Message());
-    t["put_ours_copy"].push_back(Secs(t0));
-    t0 = Clock::now();
+    t["put_ours_copy"].push_back(t0.Stop());
+    t0 = Meter();
     if (auto st = store.PutStream("bench", "ours", filled); !st.ok()) Die(st.error().Message());
-    t["put_ours"].push_back(Secs(t0));
-    {  // the agent's case while writes still arrive: 128 KiB appends racing the streaming PUT
-      auto growing = std::make_shared<base::AppendBuffer>();
-      t0 = Clock::now();
+    t["put_ours"].push_back(t0.Stop());
+    // The agent's case while writes still arrive: 128 KiB appends racing the streaming PUT, into
+    // a buffer that grows (as before) or that reserved its size up front (as DataCache does).
+    for (bool reserve : {false, true}) {
+      auto growing = reserve ? std::make_shared<base::AppendBuffer>(size)
+                             : std::make_shared<base::AppendBuffer>();
+      t0 = Meter();
       std::thread producer([&] {
         for (uint64_t off = 0; off < size; off += 128 << 10) {
           growing->Append(std::string_view(data).substr(off, 128 << 10));
@@ -263,25 +289,25 @@ int main(int argc, char** argv) {
       auto st = store.PutStream("bench", "ours", growing);
       producer.join();
       if (!st.ok()) Die(st.error().Message());
-      t["put_ours_stream"].push_back(Secs(t0));
+      t[reserve ? "put_ours_stream_reserved" : "put_ours_stream"].push_back(t0.Stop());
     }
     t["put_raw64"].push_back(raw_put(64 << 10));
     t["put_raw1m"].push_back(raw_put(1 << 20));
     t["put_curl"].push_back(curl_timed("-H 'Transfer-Encoding: chunked' -T " + Quote(file),
                                        "curl", 201, size, true));
-    t0 = Clock::now();
+    t0 = Meter();
     auto g = store.GetRange("bench", "ours", 0, size);
     if (!g.ok()) Die(g.error().Message());
-    t["get_ours"].push_back(Secs(t0));
+    t["get_ours"].push_back(t0.Stop());
     if (r == 0 && *g != data) Die("GET returned different bytes than were PUT");
-    t0 = Clock::now();
+    t0 = Meter();
     for (uint64_t off = 0; off < size; off += 1 << 20) {
       auto l = store.GetRange("bench", "ours", off, 1 << 20);
       if (!l.ok() || l->size() != std::min<uint64_t>(1 << 20, size - off)) {
         Die("ranged GET at " + std::to_string(off) + " failed");
       }
     }
-    t["get_lines"].push_back(Secs(t0));
+    t["get_lines"].push_back(t0.Stop());
     t["get_curl"].push_back(curl_timed("", "curl", 200, size, false));
     t["get_curl_range"].push_back(
         curl_timed("-r 0-" + std::to_string(size - 1), "curl", 206, size, false));
@@ -292,13 +318,20 @@ int main(int argc, char** argv) {
   std::printf("object_bench: %llu MiB object, %d runs, medians (%s), upload buffer %llu KiB\n",
               static_cast<unsigned long long>(size_mib), runs, auth_url.c_str(),
               static_cast<unsigned long long>(transport.options().upload_buffer_bytes >> 10));
+  auto med = [&](const std::string& k, bool cpu) {
+    std::vector<double> v;
+    for (const auto& x : t[k]) v.push_back(cpu ? x.cpu : x.wall);
+    return Median(v);
+  };
+  std::printf("%-50s %10s %12s %10s %10s\n", "", "wall", "", "vs curl", "CPU");
   auto row = [&](const char* name, const std::string& k, const std::string& ref) {
-    double m = Median(t[k]);
-    std::printf("%-50s %8.3f s %8.1f MiB/s  %5.2fx curl\n", name, m,
-                static_cast<double>(size_mib) / m, Median(t[ref]) / m);
+    double m = med(k, false);
+    std::printf("%-50s %8.3f s %6.1f MiB/s %8.2fx %7.0f ms\n", name, m,
+                static_cast<double>(size_mib) / m, med(ref, false) / m, med(k, true) * 1000);
   };
   row("PUT chunked, SwiftObjectStore (filled buffer)", "put_ours", "put_curl");
   row("PUT chunked, SwiftObjectStore, 128 KiB appends", "put_ours_stream", "put_curl");
+  row("  ... into a buffer reserved up front", "put_ours_stream_reserved", "put_curl");
   row("PUT chunked, SwiftObjectStore::Put (+copy)", "put_ours_copy", "put_curl");
   row("PUT chunked, bare libcurl, 64 KiB buffer", "put_raw64", "put_curl");
   row("PUT chunked, bare libcurl, 1 MiB buffer", "put_raw1m", "put_curl");

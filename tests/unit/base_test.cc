@@ -40,6 +40,24 @@ TEST_CASE("AppendBuffer streams to a waiting reader", "[base]") {
           base::AppendBuffer::WaitResult::kClosed);
 }
 
+TEST_CASE("AppendBuffer with reserved room: same contents, also past the reservation",
+          "[base]") {
+  base::AppendBuffer buf(10);
+  CHECK(buf.Size() == 0);
+  REQUIRE(buf.Append("0123456789") == 0);  // exactly the reservation
+  REQUIRE(buf.Append("abcdef") == 10);     // past it: grows as usual
+  buf.Close();
+  std::string out;
+  CHECK(buf.Read(0, 100, &out) == 16);
+  CHECK(out == "0123456789abcdef");
+  char raw[4];
+  CHECK(buf.ReadInto(8, 4, raw) == 4);
+  CHECK(std::string(raw, 4) == "89ab");
+  base::AppendBuffer none(0);  // a zero reservation is just an empty buffer
+  CHECK(none.Read(0, 1, &out) == 0);
+  CHECK(out.empty());
+}
+
 TEST_CASE("Registry renders Prometheus text with HELP and TYPE", "[base]") {
   base::Registry reg;
   reg.GetCounter("pfs_fuse_ops_total", "FUSE operations", "op=\"read\"")->Inc(3);
