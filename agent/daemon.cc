@@ -192,7 +192,9 @@ std::string PendingText(const pfsfuse::Volume& volume, const cache::DataCache& d
   if (pending.empty()) return "";
   std::string out;
   for (const auto& p : pending) {
-    out += "inode " + std::to_string(p.ino) + ": " + p.reason + "\n";
+    out += "inode " + std::to_string(p.ino) + ": " + p.reason;
+    if (p.dirty_bytes != 0) out += " (" + std::to_string(p.dirty_bytes) + " bytes)";
+    out += "\n";
   }
   out += "total unflushed bytes: " + std::to_string(data.DirtyBytes()) +
          ", LogSegments in flight: " + std::to_string(data.SegmentsInFlight()) + "\n";

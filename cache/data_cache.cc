@@ -112,6 +112,7 @@ class DataCacheImpl {
   uint64_t DirtyBytes() const { return dirty_bytes_.load(); }
   size_t SegmentsInFlight() const;
   std::vector<uint64_t> DirtyInodes() const;
+  uint64_t DirtyBytes(uint64_t ino) const;
 
  private:
   using Lock = std::unique_lock<std::mutex>;
@@ -747,6 +748,15 @@ std::vector<uint64_t> DataCacheImpl::DirtyInodes() const {
   return out;
 }
 
+uint64_t DataCacheImpl::DirtyBytes(uint64_t ino) const {
+  Lock lk(mu_);
+  auto it = inodes_.find(ino);
+  if (it == inodes_.end()) return 0;
+  uint64_t n = 0;
+  for (const auto& seg : it->second->segs) n += seg->buf->Size();
+  return n;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 DataCache::DataCache(CacheOptions o, swift::MetadataClient& md, swift::ObjectStore& os,
@@ -769,5 +779,6 @@ bool DataCache::HasDirty(uint64_t ino) const { return impl_->HasDirty(ino); }
 uint64_t DataCache::DirtyBytes() const { return impl_->DirtyBytes(); }
 size_t DataCache::SegmentsInFlight() const { return impl_->SegmentsInFlight(); }
 std::vector<uint64_t> DataCache::DirtyInodes() const { return impl_->DirtyInodes(); }
+uint64_t DataCache::DirtyBytes(uint64_t ino) const { return impl_->DirtyBytes(ino); }
 
 }  // namespace cache

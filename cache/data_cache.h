@@ -95,6 +95,10 @@ class DataCache {
   uint64_t DirtyBytes() const;
   size_t SegmentsInFlight() const;
   std::vector<uint64_t> DirtyInodes() const;  // for shutdown reports of what was not persisted
+  // Bytes written to `ino` and not yet persisted (every LogSegment still open, uploading or
+  // waiting for its RpcWrote; overwritten ranges count each time they were written, as in
+  // DirtyBytes()). 0 for an unknown inode.
+  uint64_t DirtyBytes(uint64_t ino) const;
 
  private:
   std::unique_ptr<DataCacheImpl> impl_;

@@ -946,7 +946,7 @@ Status Volume::FlushAll() {
 std::vector<Unpersisted> Volume::PendingReport() const {
   std::vector<Unpersisted> out;
   for (uint64_t ino : data_.DirtyInodes()) {
-    out.push_back(Unpersisted{ino, 0, "unflushed file data"});
+    out.push_back(Unpersisted{ino, data_.DirtyBytes(ino), "unflushed file data"});
   }
   std::lock_guard<std::mutex> l(mu_);
   for (const auto& [ino, n] : inodes_) {

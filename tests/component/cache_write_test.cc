@@ -353,3 +353,24 @@ TEST_CASE("write: concurrent writers on many inodes, then verify", "[cache][writ
     CHECK(*r == refs[t]);
   }
 }
+
+TEST_CASE("write: per-inode dirty bytes while a PUT is held back", "[cache][write]") {
+  auto o = TestOptions();
+  o.max_flush_size = 16;  // the 16-byte write closes its LogSegment; the next one opens another
+  CacheEnv env(o);
+  Gate gate;
+  env.os.SetPutHook([&](const std::string&) { gate.Wait(); });
+  REQUIRE(env.dc->Write(41, 0, std::string(16, 'a')).ok());
+  REQUIRE(env.dc->Write(41, 8, "bbbb").ok());  // overwrite: counted again, as in DirtyBytes()
+  REQUIRE(env.dc->Write(42, 0, "xyz").ok());
+  REQUIRE(gate.WaitForWaiters(1));
+  CHECK(env.dc->DirtyBytes(41) == 20);
+  CHECK(env.dc->DirtyBytes(42) == 3);
+  CHECK(env.dc->DirtyBytes(999) == 0);
+  CHECK(env.dc->DirtyBytes() == 23);
+  gate.Open();
+  REQUIRE(env.dc->FlushAll().ok());
+  CHECK(env.dc->DirtyBytes(41) == 0);
+  CHECK(env.dc->DirtyBytes(42) == 0);
+  CHECK(env.dc->DirtyBytes() == 0);
+}

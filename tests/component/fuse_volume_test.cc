@@ -350,6 +350,21 @@ TEST_CASE("write-back failures are sticky and surface at close", "[volume]") {
   CHECK(env.vol->PendingReport().empty());
 }
 
+TEST_CASE("PendingReport names unflushed inodes with their dirty bytes", "[volume]") {
+  Env env;
+  auto [ino, fh] = CreateFile(env, "p");
+  REQUIRE(env.vol->Write(ino, fh, 0, "twelve bytes").ok());
+  REQUIRE(env.vol->Write(ino, fh, 100, "abc").ok());
+  auto pending = env.vol->PendingReport();
+  REQUIRE(pending.size() >= 1);
+  CHECK(pending[0].ino == ino);
+  CHECK(pending[0].dirty_bytes == 15);
+  CHECK(pending[0].reason == "unflushed file data");
+  REQUIRE(env.vol->Flush(ino, fh).ok());
+  REQUIRE(env.vol->Release(ino, fh).ok());
+  CHECK(env.vol->PendingReport().empty());
+}
+
 TEST_CASE("errors pass through from the server", "[volume]") {
   Env env;
   CHECK(Errno(env.vol->Lookup(1, "missing")) == ENOENT);

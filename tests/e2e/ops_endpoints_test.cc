@@ -6,7 +6,7 @@
 //   * the mount(8) helper starts an agent and returns once the volume is mounted;
 //   * /health's "token" check follows 401 renewals through the auth plug-in;
 //   * SIGHUP reopens a rotated log file (new file at the configured path, mode 0640);
-//   * a second SIGTERM during a slow flush prints the pending inode on stderr.
+//   * a second SIGTERM during a slow flush prints the pending inode and its bytes on stderr.
 // Needs root and /dev/fuse. Every process is stopped by PID, every mount unmounted.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -326,7 +326,8 @@ TEST_CASE("ops e2e: SIGHUP reopens a rotated log file; /health follows token ren
   CHECK((st.st_mode & 07777) == 0640);
 }
 
-TEST_CASE("ops e2e: a second SIGTERM during a slow flush reports the pending inode", "[e2e]") {
+TEST_CASE("ops e2e: a second SIGTERM during a slow flush reports the pending inode and bytes",
+          "[e2e]") {
   Setup s;
   s.StartAgent({"MaxFlushTime: 60s"});  // the LogSegment stays open until the signal
   const std::string path = s.agent->Path("slow.bin");
@@ -349,7 +350,8 @@ TEST_CASE("ops e2e: a second SIGTERM during a slow flush reports the pending ino
                   std::chrono::seconds(5)));
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));
   REQUIRE(kill(s.agent->pid(), SIGTERM) == 0);
-  const std::string want = "inode " + std::to_string(ino) + ": unflushed file data";
+  const std::string want = "inode " + std::to_string(ino) + ": unflushed file data (" +
+                           std::to_string(data.size()) + " bytes)";
   CHECK(WaitFor([&] { return s.agent->Output().find("still pending:") != std::string::npos; },
                 std::chrono::seconds(3)));
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));  // during the flush
