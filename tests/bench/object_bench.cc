@@ -93,7 +93,10 @@ std::string Quote(const std::string& s) {
   return out + "'";
 }
 
+std::string g_object_file;  // the curl CLI's copy of the object, removed on every exit
+
 [[noreturn]] void Die(const std::string& msg) {
+  if (!g_object_file.empty()) std::remove(g_object_file.c_str());
   std::cerr << "object_bench: " << msg << "\n";
   std::exit(1);
 }
@@ -204,6 +207,7 @@ int main(int argc, char** argv) {
   std::string data(size, '\0');
   for (uint64_t i = 0; i < size; i += 8) data[i] = static_cast<char>(i * 2654435761u >> 24);
   const std::string file = "/tmp/object_bench_" + std::to_string(getpid());
+  g_object_file = file;
   std::ofstream(file, std::ios::binary).write(data.data(), static_cast<std::streamsize>(size));
   // The agent's case: the AppendBuffer is filled by FUSE writes before/while the PUT streams it.
   auto filled = std::make_shared<base::AppendBuffer>();
