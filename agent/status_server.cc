@@ -1,5 +1,7 @@
 #include "agent/status_server.h"
 
+#include "agent/compat_metrics.h"
+
 #include "agent/sd_notify.h"
 
 #include <dirent.h>
@@ -216,7 +218,7 @@ struct StatusServer::Impl : std::enable_shared_from_this<StatusServer::Impl> {
       if (path == "/metrics") {
         UpdateProcessGauges();
         return Response{200, "text/plain; version=0.0.4; charset=utf-8",
-                        registry.RenderPrometheus()};
+                        registry.RenderPrometheus() + RenderOriginalMetrics(registry)};
       }
       if (path == "/stats") {
         return Response{200, "text/plain; charset=utf-8",

@@ -9,6 +9,7 @@
 //                              tab-indented with a trailing newline, or compact (no newline) when
 //                              the query has `compact` with a value other than "", "0", "false"
 //   /metrics   text/plain; version=0.0.4   base::Registry::RenderPrometheus() (Prometheus text)
+//                              followed by the original agent's counter names (compat_metrics.h)
 //   /stats     text/plain      Providers::stats_text
 //   /leases    application/json  Providers::leases_json
 //   /health    text/plain      200 when ready and every HealthReport check passes, else 503;

@@ -140,4 +140,35 @@ std::string Registry::RenderPrometheus() const {
   return out.str();
 }
 
+uint64_t Registry::CounterValue(const std::string& name, const std::string& labels) const {
+  std::lock_guard lock(mu_);
+  auto it = families_.find(name);
+  if (it == families_.end() || it->second.kind != Kind::kCounter) return 0;
+  uint64_t sum = 0;
+  for (const auto& [l, c] : it->second.counters) {
+    if (labels.empty() || l == labels) sum += c->Value();
+  }
+  return sum;
+}
+
+int64_t Registry::GaugeValue(const std::string& name, const std::string& labels) const {
+  std::lock_guard lock(mu_);
+  auto it = families_.find(name);
+  if (it == families_.end() || it->second.kind != Kind::kGauge) return 0;
+  int64_t sum = 0;
+  for (const auto& [l, g] : it->second.gauges) {
+    if (labels.empty() || l == labels) sum += g->Value();
+  }
+  return sum;
+}
+
+std::map<std::string, uint64_t> Registry::CounterMembers(const std::string& name) const {
+  std::lock_guard lock(mu_);
+  std::map<std::string, uint64_t> out;
+  auto it = families_.find(name);
+  if (it == families_.end() || it->second.kind != Kind::kCounter) return out;
+  for (const auto& [l, c] : it->second.counters) out[l] = c->Value();
+  return out;
+}
+
 }  // namespace base

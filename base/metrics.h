@@ -80,6 +80,14 @@ class Registry {
   // Prometheus text exposition format 0.0.4, families sorted by name.
   std::string RenderPrometheus() const;
 
+  // Reading back (status views derived from the metrics). Values of a counter or gauge family:
+  // `labels` empty sums every member of the family; otherwise the member with exactly those
+  // labels. 0 when the family or member does not exist (or is of another kind).
+  uint64_t CounterValue(const std::string& name, const std::string& labels = "") const;
+  int64_t GaugeValue(const std::string& name, const std::string& labels = "") const;
+  // Every member of a counter family: labels -> value (empty when absent).
+  std::map<std::string, uint64_t> CounterMembers(const std::string& name) const;
+
  private:
   enum class Kind { kCounter, kGauge, kHistogram };
   struct Family {
