@@ -21,8 +21,10 @@ configure() {  # configure <dir> <cmake args...>
     || { cat "$dir.configure.log"; exit 1; }
 }
 
-phase "build (RelWithDebInfo)"
-configure build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo
+phase "build (RelWithDebInfo, -g1)"
+# Line tables only (-g1): backtraces keep file:line and compiling costs about a quarter less CPU
+# than -g (agent/status_server.cc: 50 s instead of 66 s).
+configure build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG"
 cmake --build build-test -j"$jobs"
 phase "tests: all tiers"
 ctest --test-dir build-test --output-on-failure --timeout 600
