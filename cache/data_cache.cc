@@ -17,6 +17,7 @@
 
 #include "cache/extent_map.h"
 #include "cache/line_cache.h"
+#include "cache/provision_pool.h"
 #include "cache/range_map.h"
 #include "cache/worker_pool.h"
 
@@ -154,6 +155,7 @@ class DataCacheImpl {
   base::Histogram* segment_latency_;
 
   LineCache lines_;
+  ProvisionPool provision_;
 
   // Lock order: mu_ before LineCache's mutex (never the reverse); no lock across network I/O.
   mutable std::mutex mu_;
@@ -200,6 +202,9 @@ DataCacheImpl::DataCacheImpl(CacheOptions o, swift::MetadataClient& md, swift::O
       segment_latency_(reg.GetHistogram("pfsagent_cache_logsegment_seconds",
                                         "LogSegment open to RpcWrote acknowledged")),
       lines_(os, o.line_size, o.line_count, LineCacheMetrics::Register(reg)),
+      provision_(md, o.provision_pool,
+                 reg.GetCounter("pfsagent_cache_provision_pool_hits_total",
+                                "LogSegments whose object number was provisioned in advance")),
       readahead_(o.readahead_threads, 2 * size_t{o.readahead_lines} + o.readahead_threads),
       uploads_(o.dirty_segment_limit, 0) {
   if (o_.line_size == 0 || o_.line_count == 0 || o_.dirty_segment_limit == 0 ||
@@ -522,7 +527,7 @@ base::Status DataCacheImpl::Write(uint64_t ino, uint64_t off, std::string_view d
 void DataCacheImpl::Upload(std::shared_ptr<Segment> seg) {
   base::Status st;
   std::string container, object;
-  auto pr = md_.ProvisionObject(swift::jrpcfs::ProvisionObjectRequest{});
+  auto pr = provision_.Provision();
   if (!pr.ok()) {
     st = pr.error().Wrap("RpcProvisionObject");
   } else {

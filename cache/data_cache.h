@@ -7,8 +7,8 @@
 //    "all hole", never EOF), builds a read plan (extents, holes, then dirty LogSegments oldest
 //    first, newest wins) and executes it without holding any lock across a GET. Object bytes
 //    come from the line cache (single-flight fills, LRU).
-//  * Write: appends to the inode's open LogSegment (RpcProvisionObject + streaming PUT started
-//    at its first write); the segment closes at max_flush_size bytes, max_flush_time after it
+//  * Write: appends to the inode's open LogSegment (object name from the ProvisionPool —
+//    usually provisioned in advance — and streaming PUT started at its first write); the segment closes at max_flush_size bytes, max_flush_time after it
 //    was opened, or on Flush; after the 201 the segment's extents are sent with RpcWrote, in
 //    order per inode, and merged into the cached extent map.
 //  * Failures of a LogSegment (ProvisionObject, PUT after the transport's retries, Wrote) are
@@ -49,6 +49,9 @@ struct CacheOptions {
   // is buffered in that case).
   std::chrono::nanoseconds dirty_wait_timeout = std::chrono::seconds(120);
   uint32_t readahead_threads = 4;  // background GETs for readahead (bounded pool)
+  // Object numbers provisioned in advance by a background thread (RpcProvisionObject off the
+  // critical path of a LogSegment; cache/provision_pool.h). 0 = provision synchronously.
+  uint32_t provision_pool = 4;
 };
 
 class DataCacheImpl;
