@@ -7,8 +7,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <future>
 
+#include "cache/attr_cache.h"
 #include "cache/data_cache.h"
+#include "cache/worker_pool.h"
 
 namespace pfsfuse {
 
@@ -70,6 +73,10 @@ Volume::Volume(VolumeOptions opts, swift::MetadataClient& meta, cache::DataCache
         "pfsagent_fuse_hidden_renames_total",
         "Open files unlinked or replaced and kept under a hidden name until their last close");
   }
+  std::chrono::nanoseconds ttl(0);
+  if (opts.readdir_attr_cache) ttl = std::min(opts.entry_timeout, opts.attr_timeout);
+  attr_cache_ = std::make_unique<cache::AttrCache>(ttl, opts.readdir_attr_cache_entries);
+  async_ = std::make_unique<cache::WorkerPool>(8, 0);
   auto root = std::make_shared<Inode>();
   root->ino = kRootIno;
   root->type = S_IFDIR;
@@ -78,6 +85,9 @@ Volume::Volume(VolumeOptions opts, swift::MetadataClient& meta, cache::DataCache
 }
 
 Volume::~Volume() = default;
+
+void Volume::Changed(uint64_t ino) { attr_cache_->InvalidateInode(ino); }
+void Volume::DirChanged(uint64_t dir) { attr_cache_->InvalidateDir(dir); }
 
 // ---------------------------------------------------------------------------------------------
 // Inode table
@@ -238,6 +248,17 @@ Result<Entry> Volume::EntryFromLookupPlus(const j::LookupPlusReply& r) {
 }
 
 Result<Entry> Volume::Lookup(uint64_t parent, const std::string& name) {
+  if (auto hit = attr_cache_->Lookup(parent, name)) {  // listed by a recent READDIR
+    j::LookupPlusReply r;
+    static_cast<j::StatStruct&>(r) = hit->stat;
+    r.InodeNumber = hit->stat.StatInodeNumber;
+    auto e = EntryFromLookupPlus(r);
+    if (e.ok()) {  // hand the kernel only the validity left
+      e->entry_timeout = std::min(e->entry_timeout, Seconds(hit->remaining));
+      e->attr_timeout = std::min(e->attr_timeout, Seconds(hit->remaining));
+    }
+    return e;
+  }
   j::LookupRequest req;
   req.InodeNumber = static_cast<int64_t>(parent);
   req.Basename = name;
@@ -256,6 +277,12 @@ Result<uint64_t> Volume::LookupIno(uint64_t parent, const std::string& name) {
 }
 
 Result<AttrReply> Volume::GetAttr(uint64_t ino) {
+  if (auto hit = attr_cache_->GetAttr(ino)) {
+    AttrReply r;
+    r.attr = ToStat(hit->stat);
+    r.attr_timeout = std::min(Seconds(opts_.attr_timeout), Seconds(hit->remaining));
+    return r;
+  }
   auto st = Stat(ino);
   if (!st.ok()) return st.error();
   AttrReply r;
@@ -265,21 +292,37 @@ Result<AttrReply> Volume::GetAttr(uint64_t ino) {
 }
 
 Status Volume::FlushInodeLocked(Inode& inode) {
-  Status st = data_.Flush(inode.ino);
   struct timespec mtime {};
   bool send = false;
+  bool hidden = false;
   {
     std::lock_guard<std::mutex> l(mu_);
     if (inode.mtime_dirty) {
       mtime = inode.mtime;
       send = true;
     }
+    hidden = inode.hidden;
   }
-  if (send && !inode.hidden) {
+  auto set_time = [this, ino = inode.ino, mtime]() -> Result<j::Reply> {
     j::SetTimeRequest req;
-    req.InodeNumber = static_cast<int64_t>(inode.ino);
+    req.InodeNumber = static_cast<int64_t>(ino);
     req.Stat.MTimeNs = TimespecToNs(mtime);
-    auto r = meta_.SetTime(req);
+    return meta_.SetTime(req);
+  };
+  // RpcWrote never changes times (SERVER.md), so our mtime may reach the server while the data
+  // is still being persisted: overlap the two instead of adding a round trip to every close.
+  // Both have completed before this returns.
+  std::future<Result<j::Reply>> time_future;
+  bool overlap = send && !hidden && data_.HasDirty(inode.ino);
+  if (overlap) {
+    auto task = std::make_shared<std::packaged_task<Result<j::Reply>()>>(set_time);
+    time_future = task->get_future();
+    async_->Submit([task] { (*task)(); });
+  }
+  Status st = data_.Flush(inode.ino);
+  Status result = st;
+  if (send && !hidden) {
+    auto r = overlap ? time_future.get() : set_time();
     if (r.ok()) {
       std::lock_guard<std::mutex> l(mu_);
       // Only clear if no write changed it meanwhile.
@@ -287,13 +330,14 @@ Status Volume::FlushInodeLocked(Inode& inode) {
         inode.mtime_dirty = false;
       }
     } else if (st.ok()) {
-      return r.error().Wrap("sending mtime after flush");
+      result = r.error().Wrap("sending mtime after flush");
     }
   } else if (send) {
     std::lock_guard<std::mutex> l(mu_);
     inode.mtime_dirty = false;
   }
-  return st;
+  if (send || !st.ok()) Changed(inode.ino);  // size/mtime on the server changed
+  return result;
 }
 
 Status Volume::FlushInode(uint64_t ino) {
@@ -311,7 +355,9 @@ Status Volume::Truncate(Inode& inode, uint64_t size) {
   auto r = meta_.Resize(req);
   if (!r.ok()) return r.error();
   data_.Truncated(inode.ino, size);
+  Changed(inode.ino);
   std::lock_guard<std::mutex> l(mu_);
+  inode.pc_valid = false;
   if (inode.size_valid) inode.size = size;
   inode.mtime_dirty = false;  // the server set mtime = now
   return base::Ok();
@@ -371,6 +417,7 @@ Result<AttrReply> Volume::SetAttr(const Caller& caller, uint64_t ino, const SetA
       }
     }
   }
+  Changed(ino);
   auto r = GetAttr(ino);
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -435,6 +482,8 @@ Result<Entry> Volume::Mknod(const Caller& caller, uint64_t parent, const std::st
   req.FileMode = mode & 0777;
   auto r = meta_.Create(req);
   if (!r.ok()) return r.error();
+  DirChanged(parent);
+  Changed(parent);
   uint64_t ino = static_cast<uint64_t>(r->InodeNumber);
   if (mode & kSpecialBits) {
     auto n = GetInode(ino);
@@ -454,6 +503,8 @@ Result<Entry> Volume::Mkdir(const Caller& caller, uint64_t parent, const std::st
   req.FileMode = mode & 0777;
   auto r = meta_.Mkdir(req);
   if (!r.ok()) return r.error();
+  DirChanged(parent);
+  Changed(parent);
   uint64_t ino = static_cast<uint64_t>(r->InodeNumber);
   if (mode & kSpecialBits) {
     auto n = GetInode(ino);
@@ -473,6 +524,8 @@ Result<Entry> Volume::Symlink(const Caller& caller, uint64_t parent, const std::
   req.GroupID = static_cast<int32_t>(caller.gid);
   auto r = meta_.Symlink(req);
   if (!r.ok()) return r.error();
+  DirChanged(parent);
+  Changed(parent);
   return EntryFor(static_cast<uint64_t>(r->InodeNumber));
 }
 
@@ -483,6 +536,9 @@ Result<Entry> Volume::Link(uint64_t ino, uint64_t new_parent, const std::string&
   req.TargetInodeNumber = static_cast<int64_t>(ino);
   auto r = meta_.Link(req);
   if (!r.ok()) return r.error();
+  DirChanged(new_parent);
+  Changed(new_parent);
+  Changed(ino);
   return EntryFor(ino);
 }
 
@@ -506,6 +562,7 @@ Result<bool> Volume::HideIfOpen(uint64_t parent, const std::string& name, uint64
   req.DstBasename = HiddenName(ino);
   auto r = meta_.Rename(req);
   if (!r.ok()) return r.error();
+  DirChanged(parent);
   std::lock_guard<std::mutex> l(mu_);
   n->hidden = true;
   n->hidden_parent = kRootIno;
@@ -529,6 +586,9 @@ Status Volume::Unlink(uint64_t parent, const std::string& name) {
   req.Basename = name;
   auto r = meta_.Unlink(req);
   if (!r.ok()) return r.error();
+  DirChanged(parent);
+  Changed(parent);
+  Changed(*ino);
   data_.Invalidate(*ino);
   return base::Ok();
 }
@@ -539,6 +599,8 @@ Status Volume::Rmdir(uint64_t parent, const std::string& name) {
   req.Basename = name;
   auto r = meta_.Rmdir(req);
   if (!r.ok()) return r.error();
+  DirChanged(parent);
+  Changed(parent);
   return base::Ok();
 }
 
@@ -579,6 +641,12 @@ Status Volume::Rename(uint64_t parent, const std::string& name, uint64_t new_par
   req.DstBasename = new_name;
   auto r = meta_.Rename(req);
   if (!r.ok()) return r.error();
+  DirChanged(parent);
+  DirChanged(new_parent);
+  Changed(parent);
+  Changed(new_parent);
+  Changed(*src);
+  if (dst.ok()) Changed(*dst);
   return base::Ok();
 }
 
@@ -598,6 +666,7 @@ Result<OpenReply> Volume::Open(uint64_t ino, int flags) {
     MaybeDropLocked(ino);
     return Error(S_ISDIR(st->FileMode) ? EISDIR : EINVAL, "open of a non-regular file");
   }
+  OpenReply rep;
   {
     std::lock_guard<std::mutex> l(mu_);
     n->type = S_IFREG;
@@ -606,8 +675,15 @@ Result<OpenReply> Volume::Open(uint64_t ino, int flags) {
       n->size = st->Size;
       n->size_valid = true;
     }
+    // The kernel's page cache of this file is still right if nobody changed it since our last
+    // open (server mtime and size unchanged, no write or truncate through us since).
+    bool trunc = (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY;
+    rep.keep_cache = !trunc && n->pc_valid && n->pc_mtime_ns == st->MTimeNs &&
+                     n->pc_size == st->Size && !n->mtime_dirty;
+    n->pc_valid = !n->mtime_dirty;
+    n->pc_mtime_ns = st->MTimeNs;
+    n->pc_size = st->Size;
   }
-  OpenReply rep;
   rep.fh = NewHandle(ino, flags, false);
   if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
     std::unique_lock<std::shared_mutex> io(n->io_mu);
@@ -644,6 +720,8 @@ Result<std::pair<Entry, OpenReply>> Volume::Create(const Caller& caller, uint64_
     }
     return std::make_pair(*e, *o);
   }
+  DirChanged(parent);
+  Changed(parent);
   ino = static_cast<uint64_t>(r->InodeNumber);
   auto n = GetInode(ino);
   {
@@ -701,6 +779,7 @@ Result<size_t> Volume::Write(uint64_t ino, uint64_t fh, uint64_t off, std::strin
   n->size = std::max(n->size, off + data.size());
   n->mtime = Now();
   n->mtime_dirty = true;
+  n->pc_valid = false;
   return data.size();
 }
 
@@ -760,6 +839,7 @@ Status Volume::Release(uint64_t ino, uint64_t fh) {
     req.Basename = HiddenName(ino);
     auto r = meta_.Unlink(req);
     if (!r.ok()) result = r.error().Wrap("removing hidden name of an unlinked open file");
+    DirChanged(static_cast<uint64_t>(req.InodeNumber));
     data_.Forget(ino);
     std::lock_guard<std::mutex> l(mu_);
     n->hidden = false;
@@ -803,7 +883,11 @@ Result<std::vector<DirEntryOut>> Volume::ReadDir(uint64_t ino, uint64_t fh, int6
     req.PrevDirEntLocation = prev;
     std::vector<j::DirEntry> ents;
     std::vector<j::StatStruct> stats;
-    if (plus) {
+    // Without readdirplus from the kernel, still fetch the attributes (same single RPC) to
+    // answer the lookups that usually follow (ls -l) from the attribute cache.
+    bool fill = !plus && attr_cache_->enabled();
+    cache::AttrCache::Fill fill_start = attr_cache_->Begin();
+    if (plus || fill) {
       auto r = meta_.ReaddirPlusByLoc(req);
       if (!r.ok()) return r.error();
       ents = std::move(r->DirEnts);
@@ -823,10 +907,14 @@ Result<std::vector<DirEntryOut>> Volume::ReadDir(uint64_t ino, uint64_t fh, int6
       e.ino = static_cast<uint64_t>(d.InodeNumber);
       e.type = TypeFromDt(d.FileType);
       e.next_off = d.NextDirLocation;
-      if (plus && i < stats.size()) {
+      if ((plus || fill) && i < stats.size()) {
         j::StatStruct s = stats[i];
         if (s.StatInodeNumber == 0) s.StatInodeNumber = d.InodeNumber;
-        e.entry = MakeEntry(s);
+        if (plus) {
+          e.entry = MakeEntry(s);
+        } else if (e.name != "." && e.name != ".." && s.StatInodeNumber == d.InodeNumber) {
+          attr_cache_->Put(fill_start, ino, e.name, s);
+        }
       }
       out.push_back(std::move(e));
     }
@@ -874,6 +962,7 @@ Status Volume::SetXAttr(uint64_t ino, const std::string& name, std::string_view 
   req.AttrFlags = 0;
   auto r = meta_.SetXAttr(req);
   if (!r.ok()) return r.error();
+  Changed(ino);
   return base::Ok();
 }
 
@@ -917,6 +1006,7 @@ Status Volume::RemoveXAttr(uint64_t ino, const std::string& name) {
   req.AttrName = name;
   auto r = meta_.RemoveXAttr(req);
   if (!r.ok()) return r.error();
+  Changed(ino);
   return base::Ok();
 }
 

@@ -11,7 +11,8 @@
 //
 // Semantics the kernel sees (documented in docs/semantics.md):
 //   * close-to-open: Flush (every close) and Fsync push all dirty data of the inode (PUT +
-//     RpcWrote) and then RpcSetTime with our local mtime, returning any sticky write error;
+//     RpcWrote) and RpcSetTime with our local mtime (overlapped: RpcWrote sets no times),
+//     returning any sticky write error;
 //   * an unlinked (or rename-replaced) file that is still open is renamed to
 //     ".pfs_unlinked_<ino>" in the root directory (so its old directory can be removed) and
 //     really unlinked at its last Release; such names are hidden from readdir;
@@ -51,7 +52,9 @@
 #include "swift/metadata_client.h"
 
 namespace cache {
+class AttrCache;
 class DataCache;
+class WorkerPool;
 }
 
 namespace pfsfuse {
@@ -65,6 +68,11 @@ struct VolumeOptions {
   uint64_t attr_block_size = 65536;  // st_blksize (st_blocks is in 512-byte units)
   bool xattr_enabled = false;
   uint64_t readdir_max_entries = 1024;  // batch size of one RpcReaddirByLoc
+  // Plain READDIR (kernel without readdirplus) fetches attributes too (RpcReaddirPlusByLoc) and
+  // keeps them for min(entry_timeout, attr_timeout) to answer the LOOKUP/GETATTR that follow
+  // (`ls -l`). Off when either timeout is 0. Bounded to this many names.
+  bool readdir_attr_cache = true;
+  size_t readdir_attr_cache_entries = 100000;
 };
 
 // The calling process of a request (FUSE request header).
@@ -212,6 +220,11 @@ class Volume {
     uint32_t special_bits = 0;    // S_ISUID|S_ISGID|S_ISVTX kept locally
     bool hidden = false;          // renamed to kHiddenPrefix<ino>, unlink at last release
     uint64_t hidden_parent = 0;
+    // Kernel page cache reuse (keep_cache): server mtime/size seen at the last open; cleared by
+    // any write or truncate through us. An open finding them unchanged keeps the page cache.
+    bool pc_valid = false;
+    uint64_t pc_mtime_ns = 0;
+    uint64_t pc_size = 0;
     std::shared_mutex io_mu;      // see class comment
   };
   struct Handle {
@@ -243,9 +256,15 @@ class Volume {
   base::Status CheckDirHandle(uint64_t ino, uint64_t fh) const;
   base::Status CheckFileHandle(uint64_t ino, uint64_t fh, Handle* out) const;
 
+  // Our own change of an inode's attributes / a directory's names (drops cached attributes).
+  void Changed(uint64_t ino);
+  void DirChanged(uint64_t dir);
+
   const VolumeOptions opts_;
   swift::MetadataClient& meta_;
   cache::DataCache& data_;
+  std::unique_ptr<cache::AttrCache> attr_cache_;
+  std::unique_ptr<cache::WorkerPool> async_;  // RpcSetTime overlapped with a flush
   base::Counter* hidden_renames_ = nullptr;
 
   mutable std::mutex mu_;  // guards inodes_, handles_, next_fh_

@@ -6,9 +6,11 @@
 #include <sys/xattr.h>
 
 #include <catch2/catch.hpp>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "cache/data_cache.h"
 #include "fuse/volume.h"
@@ -36,7 +38,7 @@ struct Env {
     o.dirty_segment_limit = 8;
     regs.push_back(std::make_unique<base::Registry>());
     dc = std::make_unique<cache::DataCache>(o, md, os, *regs.back());
-    pfsfuse::VolumeOptions vo;
+    pfsfuse::VolumeOptions vo = base_vo;
     vo.xattr_enabled = xattr_;
     vo.readdir_max_entries = 3;  // small batches exercise the cursor
     vol = std::make_unique<Volume>(vo, md, *dc, regs.back().get());
@@ -49,6 +51,7 @@ struct Env {
   }
 
   bool xattr_;
+  pfsfuse::VolumeOptions base_vo;  // options of the next Start()/Restart()
   emulator::FsCore core{emulator::CoreOptions{},
                         [](const std::string&, const swift::jrpcfs::RPCInterrupt&) {},
                         [](const std::string&) {}};
@@ -436,4 +439,203 @@ TEST_CASE("random operations against a model", "[volume][random]") {
   }
   REQUIRE(ReadAll(env, ino, fh) == model);
   REQUIRE(env.vol->Release(ino, fh).ok());
+}
+
+namespace {
+
+// Lists directory `dir` with plain READDIR (the kernel without readdirplus), all batches.
+std::vector<pfsfuse::DirEntryOut> ListPlain(Env& env, uint64_t dir) {
+  auto d = env.vol->OpenDir(dir);
+  REQUIRE(d.ok());
+  std::vector<pfsfuse::DirEntryOut> all;
+  int64_t off = 0;
+  for (int guard = 0; guard < 1000; ++guard) {
+    auto r = env.vol->ReadDir(dir, d->fh, off, 100, false);
+    REQUIRE(r.ok());
+    if (r->empty()) break;
+    for (auto& e : *r) {
+      CHECK_FALSE(e.entry);  // nothing handed to the kernel as readdirplus
+      off = e.next_off;
+      all.push_back(std::move(e));
+    }
+  }
+  REQUIRE(env.vol->ReleaseDir(dir, d->fh).ok());
+  return all;
+}
+
+}  // namespace
+
+TEST_CASE("readdir attribute cache answers the lookups of ls -l without RPCs", "[volume][attrcache]") {
+  Env env;  // entry/attr timeouts 1 s (VolumeOptions defaults)
+  std::map<std::string, uint64_t> inos;
+  for (int i = 0; i < 7; ++i) {
+    std::string name = "f" + std::to_string(i);
+    auto [ino, fh] = CreateFile(env, name);
+    REQUIRE(env.vol->Write(ino, fh, 0, std::string(100 + i, 'x')).ok());
+    REQUIRE(env.vol->Flush(ino, fh).ok());
+    REQUIRE(env.vol->Release(ino, fh).ok());
+    inos[name] = ino;
+  }
+  auto sub = env.vol->Mkdir(kRoot, 1, "sub", 0755);
+  REQUIRE(sub.ok());
+  REQUIRE(ListPlain(env, 1).size() == 10);  // . .. f0..f6 sub
+
+  // The server now refuses every lookup/stat: answers can only come from the cache.
+  env.md.FailNext("LookupPlus", 1000, EIO);
+  env.md.FailNext("GetStat", 1000, EIO);
+  for (int i = 0; i < 7; ++i) {
+    std::string name = "f" + std::to_string(i);
+    auto e = env.vol->Lookup(1, name);
+    REQUIRE(e.ok());
+    CHECK(e->ino == inos[name]);
+    CHECK(e->attr.st_size == 100 + i);
+    CHECK(S_ISREG(e->attr.st_mode));
+    CHECK(e->entry_timeout > 0);
+    CHECK(e->entry_timeout <= 1.0);
+    CHECK(e->attr_timeout <= 1.0);
+    auto a = env.vol->GetAttr(e->ino);
+    REQUIRE(a.ok());
+    CHECK(a->attr.st_size == 100 + i);
+  }
+  auto s = env.vol->Lookup(1, "sub");
+  REQUIRE(s.ok());
+  CHECK(S_ISDIR(s->attr.st_mode));
+  CHECK(Errno(env.vol->Lookup(1, "not-listed")) == EIO);  // a miss goes to the server
+  env.md.FailNext("LookupPlus", 0, EIO);
+  env.md.FailNext("GetStat", 0, EIO);
+
+  SECTION("our own writes invalidate the cached attributes") {
+    uint64_t ino = inos["f1"];
+    auto o = env.vol->Open(ino, O_RDWR);
+    REQUIRE(o.ok());
+    REQUIRE(env.vol->Write(ino, o->fh, 0, std::string(5000, 'y')).ok());
+    REQUIRE(env.vol->Flush(ino, o->fh).ok());
+    REQUIRE(env.vol->Release(ino, o->fh).ok());
+    CHECK(env.vol->Lookup(1, "f1")->attr.st_size == 5000);
+    CHECK(env.vol->GetAttr(ino)->attr.st_size == 5000);
+  }
+  SECTION("truncate and chmod invalidate") {
+    pfsfuse::SetAttrIn in;
+    in.size = 3;
+    in.mode = 0600;
+    REQUIRE(env.vol->SetAttr(kRoot, inos["f2"], in).ok());
+    auto e = env.vol->Lookup(1, "f2");
+    CHECK(e->attr.st_size == 3);
+    CHECK((e->attr.st_mode & 0777) == 0600);
+  }
+  SECTION("unlink, rename and create change the directory's names") {
+    REQUIRE(env.vol->Unlink(1, "f3").ok());
+    CHECK(Errno(env.vol->Lookup(1, "f3")) == ENOENT);
+    REQUIRE(env.vol->Rename(1, "f4", 1, "f5", 0).ok());  // f5 replaced by f4
+    CHECK(Errno(env.vol->Lookup(1, "f4")) == ENOENT);
+    CHECK(env.vol->Lookup(1, "f5")->ino == inos["f4"]);
+    auto [ino, fh] = CreateFile(env, "f3");
+    REQUIRE(env.vol->Release(ino, fh).ok());
+    CHECK(env.vol->Lookup(1, "f3")->ino == ino);
+    REQUIRE(env.vol->Link(inos["f6"], 1, "f6-link").ok());
+    CHECK(env.vol->Lookup(1, "f6")->attr.st_nlink == 2);
+  }
+  SECTION("a change by another client is seen once the validity has passed") {
+    ListPlain(env, 1);  // fresh fill: the check below runs well within its 1 s
+    swift::jrpcfs::ResizeRequest rr;
+    rr.InodeNumber = static_cast<int64_t>(inos["f0"]);
+    rr.NewSize = 1;
+    REQUIRE(env.md.Resize(rr).ok());  // not through our Volume
+    CHECK(env.vol->Lookup(1, "f0")->attr.st_size == 100);  // still within the validity
+    std::this_thread::sleep_for(std::chrono::milliseconds(1050));
+    CHECK(env.vol->Lookup(1, "f0")->attr.st_size == 1);
+  }
+}
+
+TEST_CASE("readdir attribute cache: off with zero timeouts, expires with short ones", "[volume][attrcache]") {
+  Env env;
+  auto [ino, fh] = CreateFile(env, "f");
+  REQUIRE(env.vol->Release(ino, fh).ok());
+  SECTION("EntryDuration 0 (shipped default): every lookup asks the server") {
+    env.base_vo.entry_timeout = std::chrono::nanoseconds(0);
+    env.Restart();
+    ListPlain(env, 1);
+    env.md.FailNext("LookupPlus", 1, EIO);
+    CHECK(Errno(env.vol->Lookup(1, "f")) == EIO);
+  }
+  SECTION("disabled by option") {
+    env.base_vo.readdir_attr_cache = false;
+    env.Restart();
+    ListPlain(env, 1);
+    env.md.FailNext("LookupPlus", 1, EIO);
+    CHECK(Errno(env.vol->Lookup(1, "f")) == EIO);
+  }
+  SECTION("expiry after min(entry, attr) timeout") {
+    env.base_vo.entry_timeout = std::chrono::milliseconds(5000);
+    env.base_vo.attr_timeout = std::chrono::milliseconds(150);
+    env.Restart();
+    ListPlain(env, 1);
+    env.md.FailNext("LookupPlus", 1000, EIO);
+    auto e = env.vol->Lookup(1, "f");
+    REQUIRE(e.ok());
+    CHECK(e->entry_timeout <= 0.15);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    CHECK(Errno(env.vol->Lookup(1, "f")) == EIO);
+    env.md.FailNext("LookupPlus", 0, EIO);
+  }
+}
+
+TEST_CASE("open keeps the kernel page cache only while the file is unchanged", "[volume][keepcache]") {
+  Env env;
+  auto [ino, fh] = CreateFile(env, "k");
+  REQUIRE(env.vol->Write(ino, fh, 0, "hello").ok());
+  REQUIRE(env.vol->Release(ino, fh).ok());
+  auto open = [&](int flags = O_RDONLY) {
+    auto o = env.vol->Open(ino, flags);
+    REQUIRE(o.ok());
+    bool keep = o->keep_cache;
+    REQUIRE(env.vol->Release(ino, o->fh).ok());
+    return keep;
+  };
+  CHECK_FALSE(open());  // first open after our write
+  CHECK(open());        // nothing changed since
+  CHECK(open());
+
+  SECTION("our write through another handle") {
+    auto o = env.vol->Open(ino, O_RDWR);
+    REQUIRE(o.ok());
+    REQUIRE(env.vol->Write(ino, o->fh, 0, "J").ok());
+    CHECK_FALSE(open());  // dirty in another handle
+    REQUIRE(env.vol->Release(ino, o->fh).ok());
+    CHECK_FALSE(open());
+    CHECK(open());
+  }
+  SECTION("another client's change (mtime on the server)") {
+    swift::jrpcfs::SetTimeRequest st;
+    st.InodeNumber = static_cast<int64_t>(ino);
+    st.Stat.MTimeNs = 1234567890123456789ULL;
+    REQUIRE(env.md.SetTime(st).ok());
+    CHECK_FALSE(open());
+    CHECK(open());
+  }
+  SECTION("another client's change of the size only") {
+    swift::jrpcfs::ResizeRequest rr;
+    rr.InodeNumber = static_cast<int64_t>(ino);
+    rr.NewSize = 2;
+    REQUIRE(env.md.Resize(rr).ok());
+    CHECK_FALSE(open());
+  }
+  SECTION("truncate, O_TRUNC") {
+    pfsfuse::SetAttrIn in;
+    in.size = 1;
+    REQUIRE(env.vol->SetAttr(kRoot, ino, in).ok());
+    CHECK_FALSE(open());
+    CHECK(open());
+    CHECK_FALSE(open(O_RDWR | O_TRUNC));
+    CHECK_FALSE(open());
+  }
+  SECTION("a forgotten inode starts over") {
+    env.vol->Forget(ino, 1);
+    CHECK(env.vol->InodeCount() == 1);
+    CHECK_FALSE(open());
+    CHECK_FALSE(open());  // still no kernel reference: the state is dropped at each release
+    REQUIRE(env.vol->Lookup(1, "k").ok());
+    CHECK_FALSE(open());
+    CHECK(open());
+  }
 }
