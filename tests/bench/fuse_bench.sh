@@ -4,6 +4,13 @@
 #
 # Usage: tests/bench/fuse_bench.sh [BUILD_DIR]     (default: build; needs root and /dev/fuse)
 # Env:   SIZE_MB (default 1024)  RUNS (default 3)  NFILES (default 10000)  RANDREADS (default 4000)
+#        READ_CACHE_MB (agent ReadCacheLineCount of 1 MiB lines, default 256)
+#        AGENT_CONF_EXTRA (extra "Key: value" lines for the agent's [Agent] section, e.g.
+#        $'ReadDirPlusEnabled: true')
+#        PT_OPTS (extra passthrough_ll options, e.g. "-o cache=always" so the ceiling also keeps
+#        the page cache across opens, as the agent does for unchanged files)
+# Besides the table it prints, per agent workload, the server RPCs one run made (emulator
+# counters), e.g. to see how many RPCs a close or an `ls -l` costs.
 # Targets (ratio agent/passthrough): warm seq read >= 0.7, cold >= 0.5, seq write >= 0.5,
 # stat of a cached file >= 0.8; agent peak RSS <= read-cache budget + 64 MiB.
 set -euo pipefail
@@ -14,7 +21,7 @@ RUNS=${RUNS:-3}
 NFILES=${NFILES:-10000}
 RANDREADS=${RANDREADS:-4000}
 EMU=$BUILD/tests/emulator/pfs-emulator
-AGENT=$BUILD/agent/pfsagentd
+AGENT=${AGENT:-$BUILD/agent/pfsagentd}  # AGENT=... compares another build
 PLUGIN=$(cd "$BUILD/plugins" && pwd)/pfsagentd-swift-auth-plugin
 [[ -x $EMU && -x $AGENT && -x $PLUGIN ]] || { echo "fuse_bench: build pfs-emulator, pfsagentd and the plug-in first" >&2; exit 1; }
 
@@ -36,7 +43,8 @@ if [[ ! -f $SRC && -f $SRC.gz ]]; then gunzip -c "$SRC.gz" >"$W/passthrough_ll.c
 [[ -f $SRC ]] || { echo "fuse_bench: $SRC not found (libfuse3-dev examples)" >&2; exit 1; }
 gcc -O2 -o "$W/passthrough_ll" "$SRC" $(pkg-config fuse3 --cflags --libs)
 mkdir -p "$W/local" "$W/pt" "$W/agentmnt" "$W/data"
-"$W/passthrough_ll" -f -o source="$W/local" "$W/pt" 2>"$W/pt.log" &
+# shellcheck disable=SC2086
+"$W/passthrough_ll" -f -o source="$W/local" ${PT_OPTS:-} "$W/pt" 2>"$W/pt.log" &
 PT_PID=$!; PIDS+=("$PT_PID"); MOUNTS+=("$W/pt")
 
 # --- emulator + agent ---
@@ -45,7 +53,7 @@ PT_PID=$!; PIDS+=("$PT_PID"); MOUNTS+=("$W/pt")
 EMU_PID=$!; PIDS+=("$EMU_PID")
 for _ in $(seq 100); do [[ -s $W/emu.json ]] && break; sleep 0.1; done
 PORT=$(sed -n 's/.*"http_port":\([0-9]*\).*/\1/p' "$W/emu.json")
-LINE_COUNT=256
+LINE_COUNT=${READ_CACHE_MB:-256}
 cat >"$W/agent.conf" <<EOF
 [Agent]
 FUSEVolumeName: Bench
@@ -60,6 +68,7 @@ FUSEMaxWrite: 1048576
 ReadCacheLineCount: $LINE_COUNT
 EntryDuration: 1s
 AttrDuration: 1s
+${AGENT_CONF_EXTRA:-}
 EOF
 AGENT_PID=
 start_agent() {
@@ -133,18 +142,30 @@ print(n / (time.time() - t))
 PY
 }
 
-declare -A R
+emu() { curl -sf "http://127.0.0.1:$PORT/__emulator/$1"; }
+declare -A R RPCS
 run() {  # $1 name $2 target(agent|pt) $3 command...
   local name=$1 target=$2; shift 2
   local vals=()
+  if [[ $target == agent ]]; then emu reset_counters >/dev/null || true; fi
   # Not in a subshell: cold_read_agent restarts the agent and must update AGENT_PID here.
   for _ in $(seq "$RUNS"); do "$@" >"$W/val"; vals+=("$(cat "$W/val")"); done
   R[$name.$target]=$(printf '%s\n' "${vals[@]}" | median)
+  if [[ $target == agent ]]; then
+    RPCS[$name]=$(emu counters | python3 -c '
+import json, sys
+c = json.load(sys.stdin); runs = int(sys.argv[1])
+parts = []
+for k, v in sorted(c.get("rpcs", {}).items()):
+    if v: parts.append("%s=%g" % (k[3:] if k.startswith("Rpc") else k, v / runs))
+parts.append("GET=%g PUT=%g" % (c.get("object_gets", 0) / runs, c.get("object_puts", 0) / runs))
+print(" ".join(parts))' "$RUNS" 2>/dev/null || echo "(counters unavailable)")
+  fi
 }
 cold_read_agent() { stop_agent; drop; start_agent; seq_read "$W/agentmnt"; }
 cold_read_pt() { drop; seq_read "$W/pt"; }
 
-echo "pfsagentd benchmark: SIZE_MB=$SIZE_MB RUNS=$RUNS NFILES=$NFILES (medians)"
+echo "pfsagentd benchmark: SIZE_MB=$SIZE_MB RUNS=$RUNS NFILES=$NFILES RANDREADS=$RANDREADS READ_CACHE_MB=$LINE_COUNT PT_OPTS='${PT_OPTS:-}' (medians)"
 for t in agent pt; do
   dir=$W/agentmnt; [[ $t == pt ]] && dir=$W/pt
   run seq_write "$t" seq_write "$dir"
@@ -170,6 +191,10 @@ row rand_read reads/s "-"
 row stat_cached stats/s ">=0.8"
 row small_files ops/s "-"
 row ls_l entries/s "-"
+echo "server RPCs and object requests per run of each agent workload (emulator counters):"
+for n in seq_write cold_read warm_read rand_read stat_cached small_files ls_l; do
+  printf '  %-12s %s\n' "$n" "${RPCS[$n]:-}"
+done
 BUDGET_KB=$(( LINE_COUNT * 1024 + 64 * 1024 ))
 echo "pfsagentd peak RSS (VmHWM, last agent process): ${HWM} kB; budget (read cache $LINE_COUNT MiB + 64 MiB): ${BUDGET_KB} kB"
 stop_agent

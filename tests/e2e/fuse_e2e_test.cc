@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <linux/fs.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -632,6 +633,92 @@ TEST_CASE("e2e: injected 503s, resets and token expiry lose nothing and return n
   auto counters = v.emu->Control("counters");
   REQUIRE(counters.ok());
   CHECK((*counters)["faults_fired"].get<int64_t>() >= 9);  // 2+1 PUT, 3+2+1 GET faults
+  CHECK(v.agent->Stop() == 0);
+}
+
+TEST_CASE("e2e: ls -l is answered from one listing (readdir attribute cache), changes seen",
+          "[e2e][perf]") {
+  Volume v;
+  REQUIRE(mkdir(v.P("many").c_str(), 0755) == 0);
+  for (int i = 0; i < 200; ++i) {
+    REQUIRE(e2e::WriteFile(v.P("many/e" + std::to_string(i)), std::string(i, 'z')) == 0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // kernel dentries expire
+  REQUIRE(v.emu->Control("reset_counters").ok());
+  // What `ls -l` does: readdir, then lstat of every name.
+  std::map<std::string, off_t> sizes;
+  {
+    DIR* d = opendir(v.P("many").c_str());
+    REQUIRE(d != nullptr);
+    while (dirent* de = readdir(d)) {
+      std::string n = de->d_name;
+      if (n == "." || n == "..") continue;
+      struct stat st {};
+      REQUIRE(lstat(v.P("many/" + n).c_str(), &st) == 0);
+      sizes[n] = st.st_size;
+    }
+    closedir(d);
+  }
+  REQUIRE(sizes.size() == 200);
+  for (int i = 0; i < 200; ++i) CHECK(sizes["e" + std::to_string(i)] == i);
+  auto counters = v.emu->Control("counters");
+  REQUIRE(counters.ok());
+  auto rpcs = (*counters)["rpcs"];
+  auto count = [&](const char* m) { return rpcs.contains(m) ? rpcs[m].get<int64_t>() : 0; };
+  // 200 names, no per-name RPC: only "many" itself may be looked up / stat'ed again (its
+  // kernel dentry expires after 1 s).
+  CHECK(count("RpcLookupPlus") <= 5);
+  CHECK(count("RpcGetStat") <= 5);
+  CHECK(count("RpcReaddirPlusByLoc") >= 1);
+  CHECK(count("RpcReaddirPlusByLoc") <= 10);
+
+  // Our own change is visible at once, through the same (cached) listing path.
+  REQUIRE(e2e::WriteFile(v.P("many/e7"), std::string(4000, 'q')) == 0);
+  struct stat st {};
+  REQUIRE(stat(v.P("many/e7").c_str(), &st) == 0);
+  CHECK(st.st_size == 4000);
+  REQUIRE(unlink(v.P("many/e8").c_str()) == 0);
+  CHECK(stat(v.P("many/e8").c_str(), &st) == -1);
+  CHECK(errno == ENOENT);
+  CHECK(v.agent->Stop() == 0);
+}
+
+// Pages of `path` in the kernel's page cache right after a new open (mincore of a mapping).
+size_t ResidentAfterOpen(const std::string& path, size_t* total) {
+  int fd = open(path.c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  struct stat st {};
+  REQUIRE(fstat(fd, &st) == 0);
+  size_t len = static_cast<size_t>(st.st_size);
+  *total = (len + 4095) / 4096;
+  void* p = mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, 0);
+  REQUIRE(p != MAP_FAILED);
+  std::vector<unsigned char> vec(*total);
+  REQUIRE(mincore(p, len, vec.data()) == 0);
+  munmap(p, len);
+  close(fd);
+  size_t n = 0;
+  for (unsigned char v : vec) n += v & 1;
+  return n;
+}
+
+TEST_CASE("e2e: re-opening an unchanged file keeps the page cache; a change drops it",
+          "[e2e][perf]") {
+  Volume v;
+  std::string a(300000, 'a');
+  REQUIRE(e2e::WriteFile(v.P("kc"), a) == 0);
+  CHECK(*e2e::ReadFile(v.P("kc")) == a);
+  CHECK(*e2e::ReadFile(v.P("kc")) == a);
+  size_t total = 0;
+  CHECK(ResidentAfterOpen(v.P("kc"), &total) == total);  // kept across the open
+  CHECK(total == 74);
+  CHECK(*e2e::ReadFile(v.P("kc")) == a);
+  // Overwritten by us with the same size: the next open must drop the old pages.
+  std::string b(300000, 'b');
+  REQUIRE(e2e::WriteFile(v.P("kc"), b) == 0);
+  CHECK(ResidentAfterOpen(v.P("kc"), &total) == 0);
+  CHECK(*e2e::ReadFile(v.P("kc")) == b);
+  CHECK(*e2e::ReadFile(v.P("kc")) == b);
   CHECK(v.agent->Stop() == 0);
 }
 
