@@ -449,13 +449,24 @@ void OpStatfs(fuse_req_t req, fuse_ino_t ino) {
   });
 }
 
+// Extended attributes disabled: ENOSYS makes the kernel itself answer EOPNOTSUPP (== ENOTSUP,
+// what the Volume would return) to every later call of that operation without a request
+// (`ls -l` asks for the ACL/security xattrs of every file it lists).
+bool XAttrOff(fuse_req_t req) {
+  if (Vol(req).xattr_enabled()) return false;
+  fuse_reply_err(req, ENOSYS);
+  return true;
+}
+
 void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
                 size_t size, int flags) {
+  if (XAttrOff(req)) return;
   StatusOp(req, kSetxattr, ino,
            [&] { return Vol(req).SetXAttr(ino, name, std::string_view(value, size), flags); });
 }
 
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  if (XAttrOff(req)) return;
   Handle(req, kGetxattr, ino, [&](Scope& s, bool& replied) {
     auto r = Vol(req).GetXAttr(ino, name, size);
     replied = true;
@@ -469,6 +480,7 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
 }
 
 void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  if (XAttrOff(req)) return;
   Handle(req, kListxattr, ino, [&](Scope& s, bool& replied) {
     auto r = Vol(req).ListXAttr(ino, size);
     replied = true;
@@ -482,6 +494,7 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 }
 
 void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  if (XAttrOff(req)) return;
   StatusOp(req, kRemovexattr, ino, [&] { return Vol(req).RemoveXAttr(ino, name); });
 }
 

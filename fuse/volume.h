@@ -190,6 +190,7 @@ class Volume {
   base::Status FsyncDir(uint64_t ino, uint64_t fh);
 
   // --- xattrs (ENOTSUP when disabled) ---
+  bool xattr_enabled() const { return opts_.xattr_enabled; }
   // flags: XATTR_CREATE / XATTR_REPLACE.
   base::Status SetXAttr(uint64_t ino, const std::string& name, std::string_view value, int flags);
   // size 0: returns a string of the needed length (content unspecified); ERANGE if larger.

@@ -722,6 +722,32 @@ TEST_CASE("e2e: re-opening an unchanged file keeps the page cache; a change drop
   CHECK(v.agent->Stop() == 0);
 }
 
+TEST_CASE("e2e: xattrs disabled: every call fails with EOPNOTSUPP, repeatedly", "[e2e][perf]") {
+  Volume v({}, {"XAttrEnabled: false"});
+  REQUIRE(e2e::WriteFile(v.P("x"), "data") == 0);
+  char buf[64];
+  for (int round = 0; round < 3; ++round) {  // the kernel answers later calls itself
+    errno = 0;
+    CHECK(getxattr(v.P("x").c_str(), "user.a", buf, sizeof(buf)) == -1);
+    CHECK(errno == EOPNOTSUPP);
+    errno = 0;
+    // POSIX ACL names: the kernel reports "no ACL" for a FUSE file system without xattrs.
+    CHECK(lgetxattr(v.P("x").c_str(), "system.posix_acl_access", buf, sizeof(buf)) == -1);
+    CHECK(errno == ENODATA);
+    errno = 0;
+    CHECK(setxattr(v.P("x").c_str(), "user.a", "v", 1, 0) == -1);
+    CHECK(errno == EOPNOTSUPP);
+    errno = 0;
+    CHECK(listxattr(v.P("x").c_str(), buf, sizeof(buf)) == -1);
+    CHECK(errno == EOPNOTSUPP);
+    errno = 0;
+    CHECK(removexattr(v.P("x").c_str(), "user.a") == -1);
+    CHECK(errno == EOPNOTSUPP);
+  }
+  CHECK(*e2e::ReadFile(v.P("x")) == "data");
+  CHECK(v.agent->Stop() == 0);
+}
+
 TEST_CASE("e2e: shutdown flushes first, waits for a busy mount, and survives umount", "[e2e]") {
   Volume v({}, {"MaxFlushTime: 60s"});
   // Dirty data held open by a child process while SIGTERM arrives.
