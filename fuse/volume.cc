@@ -563,6 +563,9 @@ Result<bool> Volume::HideIfOpen(uint64_t parent, const std::string& name, uint64
   auto r = meta_.Rename(req);
   if (!r.ok()) return r.error();
   DirChanged(parent);
+  Changed(parent);
+  Changed(kRootIno);
+  Changed(ino);
   std::lock_guard<std::mutex> l(mu_);
   n->hidden = true;
   n->hidden_parent = kRootIno;
