@@ -68,6 +68,10 @@ void OnSignal(int sig) {
 
 base::Status InstallSignalHandlers() {
   if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) return base::Error(errno, "pipe for signals");
+  // The handler must never block: a full pipe (nobody reading) just drops the signal byte.
+  if (fcntl(g_signal_pipe[1], F_SETFL, O_NONBLOCK) != 0) {
+    return base::Error(errno, "pipe for signals: O_NONBLOCK");
+  }
   struct sigaction sa {};
   sa.sa_handler = OnSignal;
   sigemptyset(&sa.sa_mask);
@@ -380,7 +384,8 @@ int Run(const AgentConfig& config) {
   std::atomic<bool> shutdown_started{false};
   std::atomic<bool> loop_done{false};
   std::thread shutdown_worker;
-  std::mutex worker_mu;
+  std::mutex worker_mu;      // guards shutdown_worker, parts_alive
+  bool parts_alive = true;   // volume and data still exist
   auto unmount_with_retries = [&]() {
     for (uint64_t i = 0; !loop_done.load(); ++i) {
       base::Status u = adapter.UnmountOnce(/*lazy=*/false);
@@ -407,15 +412,19 @@ int Run(const AgentConfig& config) {
         ReopenLogFile();
         continue;
       }
+      // worker_mu orders this against the end of the FUSE loop (no worker is started once the
+      // main thread has taken over) and against the teardown of volume/data (parts_alive).
+      std::lock_guard<std::mutex> l(worker_mu);
       if (!shutdown_started.exchange(true)) {
         spdlog::info("volume {}: signal {}: flushing, then unmounting", volname, s);
-        std::lock_guard<std::mutex> l(worker_mu);
         shutdown_worker = std::thread([&]() {
           base::Status f = volume->FlushAll();
           if (!f.ok()) spdlog::error("volume {}: flush before unmount: {}", volname,
                                      f.error().Message());
           unmount_with_retries();
         });
+      } else if (!parts_alive) {
+        spdlog::info("volume {}: signal {}: shutdown is finishing", volname, s);
       } else {
         std::string pending = PendingText(*volume, *data);
         spdlog::warn("volume {}: shutdown in progress; still pending:\n{}", volname,
@@ -432,10 +441,12 @@ int Run(const AgentConfig& config) {
   fuse_alive = false;
   status.SetReady(false);
   spdlog::info("volume {}: FUSE session ended ({}), finishing", volname, loop_rc);
-  shutdown_started = true;
   {
-    std::lock_guard<std::mutex> l(worker_mu);
-    if (shutdown_worker.joinable()) shutdown_worker.join();
+    std::unique_lock<std::mutex> l(worker_mu);
+    shutdown_started = true;  // from now on signals only report what is pending
+    std::thread worker = std::move(shutdown_worker);
+    l.unlock();  // the worker's flush may take long; signals must still be answered
+    if (worker.joinable()) worker.join();
   }
 
   // 7. Persist everything that is left, then leave the server.
@@ -460,6 +471,10 @@ int Run(const AgentConfig& config) {
                  flushed.ok() ? "" : flushed.error().Message().c_str(), pending.c_str());
   }
   status.Stop();
+  {
+    std::lock_guard<std::mutex> l(worker_mu);
+    parts_alive = false;  // a signal arriving now must not look at volume/data
+  }
   volume.reset();
   data.reset();
   unmount_server();

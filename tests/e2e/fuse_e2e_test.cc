@@ -789,5 +789,33 @@ TEST_CASE("e2e: shutdown flushes first, waits for a busy mount, and survives umo
   CHECK(v.agent->Wait(std::chrono::seconds(30)) == 0);
   v.StartAgent();
   CHECK(*e2e::ReadFile(v.P("late")) == "late data");
+
+  // Signals keep arriving while the agent finishes after an external umount (it used to
+  // dereference the already destroyed volume: SIGSEGV). It must still exit 0.
+  for (int round = 0; round < 3; ++round) {
+    INFO("round " << round);
+    fd = open(v.P("late").c_str(), O_RDWR | O_TRUNC);
+    REQUIRE(fd >= 0);
+    REQUIRE(write(fd, "again", 5) == 5);
+    REQUIRE(close(fd) == 0);
+    pid_t pid = v.agent->pid();
+    REQUIRE(umount2(v.agent->mnt().c_str(), 0) == 0);
+    // A pidfd never signals a recycled pid: once the agent is reaped, sending fails (ESRCH).
+    int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+    REQUIRE(pidfd >= 0);
+    std::atomic<bool> stop{false};
+    std::thread spam([&] {
+      while (!stop.load() && syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, nullptr, 0) == 0) {
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    });
+    int rc = v.agent->Wait(std::chrono::seconds(30));
+    stop = true;
+    spam.join();
+    close(pidfd);
+    CHECK(rc == 0);
+    v.StartAgent();
+    CHECK(*e2e::ReadFile(v.P("late")) == "again");
+  }
   CHECK(v.agent->Stop() == 0);
 }
