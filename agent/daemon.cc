@@ -1,12 +1,14 @@
 // agent::Run: the lifecycle of pfsagentd (AGENT.md §4, made robust; see docs/semantics.md).
 //
 // Start-up: plug-in host (first token, bounded) -> PROXYFS mount -> retryrpc client -> DataCache
-// -> Volume -> status server (bind failure stops here, before mounting) -> FUSE mount -> ready.
+// -> LeaseManager -> Volume -> status server (bind failure stops here, before mounting) -> FUSE
+// mount -> ready. Every retryrpc session (also those made again after a server restart) sends
+// its upcalls to the LeaseManager; a new session means the server lost our leases (ForgetAll).
 // Shutdown (SIGTERM/SIGINT, or the kernel side ending): flush everything first, then unmount
-// with retries (FUSEUnMountRetryDelay/Cap, then a lazy unmount), flush again, RpcUnmount, stop
-// the plug-in. Exit 0 only when nothing was lost; otherwise the unpersisted inodes are logged and
-// printed on stderr and the exit status is 1. A second signal reports what is still pending.
-// SIGHUP reopens the log file.
+// with retries (FUSEUnMountRetryDelay/Cap, then a lazy unmount), flush again, release every
+// lease (the server's unmount does not), RpcUnmount, stop the plug-in. Exit 0 only when nothing
+// was lost; otherwise the unpersisted inodes are logged and printed on stderr and the exit
+// status is 1. A second signal reports what is still pending. SIGHUP reopens the log file.
 #include "agent/daemon.h"
 
 #include <fcntl.h>
@@ -15,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -33,6 +36,7 @@
 #include "cache/data_cache.h"
 #include "fuse/fuse_adapter.h"
 #include "fuse/volume.h"
+#include "lease/lease_manager.h"
 #include "plugins/plugin_host.h"
 #include "swift/http_transport.h"
 #include "swift/proxyfs_mount.h"
@@ -100,15 +104,62 @@ base::Result<std::string> ReadFile(const std::string& path) {
   return ss.str();
 }
 
+// Routes upcalls of every retryrpc session to the LeaseManager, once there is one. Deliver runs
+// on a retryrpc I/O thread: OnUpcallBody only queues, so holding mu_ around it is cheap, and it
+// makes Set(nullptr) a barrier before the manager goes away.
+class UpcallRouter {
+ public:
+  void Set(lease::LeaseManager* m) {
+    std::lock_guard<std::mutex> l(mu_);
+    manager_ = m;
+  }
+  void Deliver(const std::string& body) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (manager_ != nullptr) {
+      manager_->OnUpcallBody(body);
+    } else {
+      spdlog::debug("upcall before the lease manager exists (ignored): {:.200}", body);
+    }
+  }
+  // A new mount: the server lost every lease of the old one. Never blocks.
+  void ServerForgotLeases() {
+    std::lock_guard<std::mutex> l(mu_);
+    if (manager_ != nullptr) manager_->ForgetAll();
+  }
+
+ private:
+  std::mutex mu_;
+  lease::LeaseManager* manager_ = nullptr;
+};
+
+// The Volume's view of the LeaseManager.
+class ManagerLeaseGate : public pfsfuse::LeaseGate {
+ public:
+  explicit ManagerLeaseGate(lease::LeaseManager& m) : m_(m) {}
+  base::Status AcquireShared(uint64_t ino) override { return m_.AcquireShared(ino); }
+  base::Status AcquireExclusive(uint64_t ino) override { return m_.AcquireExclusive(ino); }
+  bool HoldsExclusive(uint64_t ino) override {
+    return m_.StateOf(ino) == lease::LeaseState::kExclusiveGranted;
+  }
+  void Touch(uint64_t ino) override { m_.Touch(ino); }
+
+ private:
+  lease::LeaseManager& m_;
+};
+
 // MetadataClient that mounts again when the server forgot our mount (restart: ESTALE) and
 // retries the call once on the new mount. Inode numbers persist on the server, so the kernel's
-// node ids stay valid.
+// node ids stay valid; leases do not (on_remount is told, under no lock of ours that a caller
+// could hold).
 class RemountingMetadataClient : public swift::MetadataClient {
  public:
   using Factory = std::function<base::Result<std::shared_ptr<Session>>()>;
   RemountingMetadataClient(std::shared_ptr<Session> first, Factory factory,
-                           base::Counter* remounts)
-      : session_(std::move(first)), factory_(std::move(factory)), remounts_(remounts) {}
+                           base::Counter* remounts, std::function<void()> on_remount)
+      : session_(std::move(first)),
+        factory_(std::move(factory)),
+        remounts_(remounts),
+        on_remount_(std::move(on_remount)) {}
 
   std::shared_ptr<Session> Current() const {
     std::lock_guard<std::mutex> l(mu_);
@@ -180,6 +231,7 @@ class RemountingMetadataClient : public swift::MetadataClient {
       session_ = *next;
     }
     retired_.push_back(old);  // other threads may still be inside calls on it
+    if (on_remount_) on_remount_();
     return base::Ok();
   }
 
@@ -189,6 +241,7 @@ class RemountingMetadataClient : public swift::MetadataClient {
   std::vector<std::shared_ptr<Session>> retired_;
   Factory factory_;
   base::Counter* remounts_;
+  std::function<void()> on_remount_;  // must not block
 };
 
 std::string PendingText(const pfsfuse::Volume& volume, const cache::DataCache& data) {
@@ -265,6 +318,9 @@ int Run(const AgentConfig& config) {
     }
     ca_override = *pem;
   }
+  UpcallRouter upcalls;  // outlives every session (they are owned by `meta` below)
+  // Set once the Volume exists; read by the lease hooks and the remount callback.
+  std::atomic<pfsfuse::Volume*> hook_volume{nullptr};
   auto make_session = [&]() -> base::Result<std::shared_ptr<Session>> {
     auto info = mounter.Mount();
     if (!info.ok()) return info.error().Wrap("unable to mount volume");
@@ -279,9 +335,7 @@ int Run(const AgentConfig& config) {
     auto s = std::make_shared<Session>();
     s->mount_id = info->mount_id;
     s->rpc = std::make_unique<swift::RetryRpcClient>(ropts);
-    s->rpc->SetUpcallHandler([](const std::string& body) {
-      spdlog::debug("upcall ignored (no lease manager): {}", body);
-    });
+    s->rpc->SetUpcallHandler([&upcalls](const std::string& body) { upcalls.Deliver(body); });
     s->meta = std::make_unique<swift::RetryRpcMetadataClient>(s->rpc.get(), info->mount_id);
     return s;
   };
@@ -296,7 +350,14 @@ int Run(const AgentConfig& config) {
   RemountingMetadataClient meta(
       *first, make_session,
       registry.GetCounter("pfsagent_remounts_total", "Mounts made again after the server "
-                                                     "forgot ours (restart)"));
+                                                     "forgot ours (restart)"),
+      [&upcalls, &hook_volume]() {
+        // A new mount: the server lost every lease. First make the Volume stop relying on
+        // leases it cached (lock-free: we may be inside one of its operations), then reset the
+        // manager (its invalidate hooks run on its worker and also tell the kernel).
+        if (pfsfuse::Volume* v = hook_volume.load()) v->LeasesLost();
+        upcalls.ServerForgotLeases();
+      });
 
   // 3. Data path and filesystem core.
   swift::SwiftObjectStore objects(&transport);
@@ -311,13 +372,51 @@ int Run(const AgentConfig& config) {
   copts.dirty_segment_limit = config.DirtyLogSegmentLimit;
   auto data = std::make_unique<cache::DataCache>(copts, meta, objects, registry);
 
+  // Leases (AGENT.md §12, docs/semantics.md). The hooks reach the Volume and the FUSE adapter
+  // once they exist; before that there is no lease to give up (the Volume takes them all).
+  std::atomic<pfsfuse::FuseAdapter*> hook_adapter{nullptr};
+  lease::LeaseOptions lopts;
+  lopts.shared_lease_limit = config.SharedLeaseLimit;
+  lopts.exclusive_lease_limit = config.ExclusiveLeaseLimit;
+  lopts.retry_limit = config.LeaseRetryLimit;
+  lopts.retry_delay = std::max(std::chrono::milliseconds(1),
+                               std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   config.LeaseRetryDelay));
+  lopts.retry_backoff = config.LeaseRetryExpBackoff;
+  lopts.retry_variance_pct = config.LeaseRetryDelayVariance;
+  lease::LeaseHooks lhooks;
+  lhooks.flush = [&](uint64_t ino) -> base::Status {
+    if (pfsfuse::Volume* v = hook_volume.load()) return v->LeaseFlush(ino);
+    return data->Flush(ino);
+  };
+  lhooks.invalidate = [&](uint64_t ino) {
+    if (pfsfuse::Volume* v = hook_volume.load()) {
+      v->LeaseInvalidate(ino);
+    } else {
+      data->Invalidate(ino);
+    }
+    // Queued to the adapter's notifier thread: never blocks here, a no-op once FUSE is gone.
+    if (pfsfuse::FuseAdapter* a = hook_adapter.load()) a->InvalidateInode(ino);
+  };
+  auto leases = std::make_unique<lease::LeaseManager>(meta, registry, lopts, lhooks);
+  upcalls.Set(leases.get());
+  ManagerLeaseGate lease_gate(*leases);
+
   pfsfuse::VolumeOptions vopts;
   vopts.entry_timeout = config.EntryDuration;
   vopts.attr_timeout = config.AttrDuration;
   vopts.attr_block_size = config.AttrBlockSize;
   vopts.xattr_enabled = config.XAttrEnabled;
   vopts.readdir_max_entries = config.ReaddirMaxEntries;
-  auto volume = std::make_unique<pfsfuse::Volume>(vopts, meta, *data, &registry);
+  auto volume = std::make_unique<pfsfuse::Volume>(vopts, meta, *data, &registry, &lease_gate);
+  hook_volume = volume.get();
+  // Early returns below: stop lease work before the Volume and the cache go away.
+  auto stop_leases = [&]() {
+    upcalls.Set(nullptr);
+    leases->Stop();
+    hook_adapter = nullptr;
+    hook_volume = nullptr;
+  };
 
   auto unmount_server = [&]() {
     auto s = meta.Current();
@@ -330,7 +429,7 @@ int Run(const AgentConfig& config) {
   std::atomic<bool> fuse_alive{false};
   StatusServer::Providers providers;
   providers.config_json = [&config]() { return ConfigToJson(config, /*redact=*/true); };
-  providers.leases_json = []() { return std::string("{\"leases\":[]}"); };
+  providers.leases_json = [&leases]() { return leases->DumpJson(); };
   providers.health = [&]() {
     HealthReport h;
     h.Add("mounted", fuse_alive.load(), fuse_alive.load() ? "" : "FUSE session not running");
@@ -343,9 +442,12 @@ int Run(const AgentConfig& config) {
     return h;
   };
   providers.stats_text = [&]() {
+    auto counts = leases->CountByState();
     return "inodes " + std::to_string(volume->InodeCount()) + "\nopen handles " +
            std::to_string(volume->OpenHandleCount()) + "\ndirty bytes " +
-           std::to_string(data->DirtyBytes()) + "\n";
+           std::to_string(data->DirtyBytes()) + "\nshared leases " +
+           std::to_string(counts[lease::LeaseState::kSharedGranted]) + "\nexclusive leases " +
+           std::to_string(counts[lease::LeaseState::kExclusiveGranted]) + "\n";
   };
   StatusServer status(config.HTTPServerIPAddr, config.HTTPServerTCPPort, registry, providers,
                       PFS_VERSION_STRING);
@@ -353,6 +455,7 @@ int Run(const AgentConfig& config) {
   if (!sst.ok()) {
     spdlog::error("volume {}: status server: {}", volname, sst.error().Message());
     std::fprintf(stderr, "pfsagentd: status server: %s\n", sst.error().Message().c_str());
+    stop_leases();
     unmount_server();
     tokens.Shutdown();
     return 1;
@@ -373,11 +476,13 @@ int Run(const AgentConfig& config) {
     spdlog::error("volume {}: {}", volname, mst2.error().Message());
     std::fprintf(stderr, "pfsagentd: %s\n", mst2.error().Message().c_str());
     status.Stop();
+    stop_leases();
     unmount_server();
     tokens.Shutdown();
     return 1;
   }
   fuse_alive = true;
+  hook_adapter = &adapter;
   spdlog::info("volume {}: mounted at {}", volname, config.FUSEMountPointPath);
 
   // 6. Signal thread: first SIGINT/SIGTERM flushes and unmounts; later ones report pending data.
@@ -435,6 +540,34 @@ int Run(const AgentConfig& config) {
     }
   });
 
+  // 7. Mount watchdog: the retryrpc client notices a server restart by itself (new CA ->
+  // MountLost) but the mount is only made again by the next call. An agent serving everything
+  // from its caches might make none for a long time while relying on leases the server no
+  // longer knows; so ping (which mounts again and forgets the leases) as soon as it is lost.
+  std::mutex watchdog_mu;
+  std::condition_variable watchdog_cv;
+  bool watchdog_stop = false;
+  std::thread watchdog([&]() {
+    std::unique_lock<std::mutex> l(watchdog_mu);
+    auto period = std::chrono::milliseconds(500);
+    while (!watchdog_cv.wait_for(l, period, [&] { return watchdog_stop; })) {
+      period = std::chrono::milliseconds(500);
+      if (!meta.Current()->rpc->MountLost()) continue;
+      l.unlock();
+      auto pong = meta.Ping(j::PingReq{"pfsagentd mount watchdog"});
+      l.lock();
+      if (!pong.ok()) period = std::chrono::seconds(5);  // server down: do not spin on mounts
+    }
+  });
+  auto stop_watchdog = [&]() {
+    {
+      std::lock_guard<std::mutex> l(watchdog_mu);
+      watchdog_stop = true;
+    }
+    watchdog_cv.notify_all();
+    if (watchdog.joinable()) watchdog.join();
+  };
+
   status.SetReady(true);
   int loop_rc = adapter.Loop();
   loop_done = true;
@@ -449,7 +582,7 @@ int Run(const AgentConfig& config) {
     if (worker.joinable()) worker.join();
   }
 
-  // 7. Persist everything that is left, then leave the server.
+  // 8. Persist everything that is left, then leave the server.
   volume->CleanupHidden();
   base::Status flushed = volume->FlushAll();
   for (int i = 0; i < 3 && !flushed.ok(); ++i) {
@@ -470,11 +603,21 @@ int Run(const AgentConfig& config) {
     std::fprintf(stderr, "pfsagentd: data NOT persisted: %s\n%s",
                  flushed.ok() ? "" : flushed.error().Message().c_str(), pending.c_str());
   }
+  // Give every lease back before leaving the server (RpcUnmount does not release them, and
+  // other mounts would otherwise wait for their expiry). The flush hooks run once more (nothing
+  // should be dirty now); the kernel side is gone, so no kernel invalidation is sent.
+  base::Status released = leases->ReleaseAll();
+  if (!released.ok()) {
+    spdlog::warn("volume {}: releasing leases: {}", volname, released.error().Message());
+  }
+  stop_watchdog();
   status.Stop();
   {
     std::lock_guard<std::mutex> l(worker_mu);
     parts_alive = false;  // a signal arriving now must not look at volume/data
   }
+  stop_leases();
+  leases.reset();
   volume.reset();
   data.reset();
   unmount_server();

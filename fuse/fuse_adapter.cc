@@ -279,6 +279,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     auto r = Vol(req).Open(ino, fi->flags);
     replied = true;
     if (r.ok()) {
+      if (r->drop_kernel_attrs) Self(req)->InvalidateAttrsNow(ino);
       FillOpen(fi, *r);
       if (fuse_reply_open(req, fi) != 0) (void)Vol(req).Release(ino, r->fh);
       return;
@@ -558,10 +559,17 @@ FuseAdapter::FuseAdapter(Volume& volume, MountOptions options, base::Registry* r
       metrics_[i].seconds = registry->GetHistogram(
           "pfsagent_fuse_op_seconds", "FUSE request latency in seconds", label);
     }
+    invalidations_ = registry->GetCounter(
+        "pfsagent_fuse_invalidations_total",
+        "Kernel cache invalidations sent for inodes whose lease was given up or lost");
+    invalidation_errors_ = registry->GetCounter(
+        "pfsagent_fuse_invalidation_errors_total",
+        "Kernel cache invalidations the kernel refused (other than unknown inode)");
   }
 }
 
 FuseAdapter::~FuseAdapter() {
+  StopNotifier();
   if (session_ != nullptr) {
     if (mounted_) fuse_session_unmount(session_);
     fuse_session_destroy(session_);
@@ -635,6 +643,7 @@ base::Status FuseAdapter::Mount() {
     return base::Error(EIO, "mounting FUSE at " + opts_.mountpoint + " failed");
   }
   mounted_ = true;
+  StartNotifier();
   return base::Ok();
 }
 
@@ -646,7 +655,73 @@ int FuseAdapter::Loop() {
   fuse_loop_cfg_set_clone_fd(cfg, 0);
   int rc = fuse_session_loop_mt(session_, cfg);
   fuse_loop_cfg_destroy(cfg);
+  // The kernel side is gone: nothing left to invalidate (and later lease releases at shutdown
+  // must not touch the session).
+  StopNotifier();
   return rc;
+}
+
+void FuseAdapter::StartNotifier() {
+  std::lock_guard<std::mutex> l(notify_mu_);
+  if (notify_running_ || notifier_.joinable()) return;
+  notify_running_ = true;
+  notifier_ = std::thread([this] { NotifierLoop(); });
+}
+
+void FuseAdapter::StopNotifier() {
+  std::thread t;
+  {
+    std::lock_guard<std::mutex> l(notify_mu_);
+    notify_running_ = false;
+    notify_queue_.clear();
+    notify_queued_.clear();
+    t = std::move(notifier_);
+  }
+  notify_cv_.notify_all();
+  if (t.joinable()) t.join();
+}
+
+void FuseAdapter::InvalidateInode(uint64_t ino) {
+  {
+    std::lock_guard<std::mutex> l(notify_mu_);
+    if (!notify_running_ || !notify_queued_.insert(ino).second) return;
+    notify_queue_.push_back(ino);
+  }
+  notify_cv_.notify_one();
+}
+
+void FuseAdapter::NotifierLoop() {
+  std::unique_lock<std::mutex> l(notify_mu_);
+  for (;;) {
+    notify_cv_.wait(l, [this] { return !notify_running_ || !notify_queue_.empty(); });
+    if (!notify_running_) return;
+    uint64_t ino = notify_queue_.front();
+    notify_queue_.pop_front();
+    notify_queued_.erase(ino);
+    l.unlock();
+    // May wait for in-flight requests of the inode (locked pages); never holds our locks.
+    int rc = fuse_lowlevel_notify_inval_inode(session_, ino, 0, 0);
+    if (invalidations_) invalidations_->Inc();
+    if (rc != 0 && rc != -ENOENT) {
+      if (invalidation_errors_) invalidation_errors_->Inc();
+      spdlog::debug("kernel cache invalidation of inode {}: {}", ino, std::strerror(-rc));
+    }
+    l.lock();
+  }
+}
+
+void FuseAdapter::InvalidateAttrsNow(uint64_t ino) {
+  {
+    std::lock_guard<std::mutex> l(notify_mu_);
+    if (!notify_running_) return;
+  }
+  // Attributes only: takes no page lock, so it cannot wait for requests in flight.
+  int rc = fuse_lowlevel_notify_inval_inode(session_, ino, -1, 0);
+  if (invalidations_) invalidations_->Inc();
+  if (rc != 0 && rc != -ENOENT) {
+    if (invalidation_errors_) invalidation_errors_->Inc();
+    spdlog::debug("kernel attribute invalidation of inode {}: {}", ino, std::strerror(-rc));
+  }
 }
 
 base::Status FuseAdapter::UnmountOnce(bool lazy) {

@@ -10,16 +10,28 @@
 // (the kernel checks permissions against the attributes we report), allow_other if asked,
 // max_write negotiated (max_pages follows) so 1 MiB writes arrive as one request.
 //
-// Thread-safety: Mount, Loop and Unmount are called by the daemon's main thread; RequestUnmount
-// and Exited may be called from any thread. Loop blocks until the kernel side ends (umount,
-// fusermount -u, abort) or Exit is called and a request arrives.
+// Kernel cache invalidation (leases): InvalidateInode queues the inode to a notifier thread that
+// calls fuse_lowlevel_notify_inval_inode (attributes + every cached page). It is asynchronous on
+// purpose: the kernel may wait in that call for READ/WRITE requests of the inode that are in
+// flight (their pages are locked), and those may themselves wait for the lease whose release is
+// invalidating - calling it synchronously from a lease hook could deadlock. An OPEN that (re)took
+// its lease (OpenReply::drop_kernel_attrs) invalidates the inode's attributes only (offset -1:
+// no page locks, never waits for requests) before the reply, so the kernel re-reads the size.
+//
+// Thread-safety: Mount, Loop and Unmount are called by the daemon's main thread; RequestUnmount,
+// Exited and InvalidateInode may be called from any thread. Loop blocks until the kernel side
+// ends (umount, fusermount -u, abort) or Exit is called and a request arrives.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <unordered_set>
 
 #include "base/metrics.h"
 #include "base/result.h"
@@ -61,6 +73,13 @@ class FuseAdapter {
   base::Status UnmountOnce(bool lazy);
   // True once the INIT exchange with the kernel completed.
   bool Initialized() const { return initialized_.load(); }
+  // Asks the kernel to drop its cached attributes and pages of `ino`. Never blocks (queued to
+  // the notifier thread; duplicates of a still-queued inode are merged). A no-op before Mount(),
+  // after the session loop ended and during destruction. An inode the kernel does not know is
+  // fine (nothing cached).
+  void InvalidateInode(uint64_t ino);
+  // Synchronous attribute-only invalidation (see the header comment); used by the OPEN handler.
+  void InvalidateAttrsNow(uint64_t ino);
   const MountOptions& options() const { return opts_; }
 
   // Internal: request dispatch (public for the C callbacks in fuse_adapter.cc).
@@ -70,11 +89,24 @@ class FuseAdapter {
   void CountOp(int op, bool error, double seconds);
 
  private:
+  void StartNotifier();
+  void StopNotifier();  // drops what is still queued; joins the thread
+  void NotifierLoop();
+
   Volume& volume_;
   const MountOptions opts_;
   fuse_session* session_ = nullptr;
   bool mounted_ = false;
   std::atomic<bool> initialized_{false};
+
+  std::mutex notify_mu_;  // guards the fields below
+  std::condition_variable notify_cv_;
+  std::deque<uint64_t> notify_queue_;
+  std::unordered_set<uint64_t> notify_queued_;
+  bool notify_running_ = false;  // accepting work (between Mount and the end of Loop)
+  std::thread notifier_;
+  base::Counter* invalidations_ = nullptr;
+  base::Counter* invalidation_errors_ = nullptr;
   struct OpMetrics {
     base::Counter* ops = nullptr;
     base::Counter* errors = nullptr;

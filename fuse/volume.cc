@@ -47,6 +47,27 @@ uint32_t TypeFromDt(uint16_t dt) {
 
 std::string HiddenName(uint64_t ino) { return std::string(kHiddenPrefix) + std::to_string(ino); }
 
+// Inode::lease packing: level in bits 0-1, generation in bits 2-31, epoch in bits 32-63.
+constexpr uint64_t kLeaseLevelMask = 3;
+constexpr uint64_t kLeaseGenMask = 0x3fffffff;
+constexpr uint64_t kLeaseEpochMask = 0xffffffff;
+uint64_t LeaseLevelOf(uint64_t v) { return v & kLeaseLevelMask; }
+uint64_t LeaseGenOf(uint64_t v) { return (v >> 2) & kLeaseGenMask; }
+uint64_t LeaseEpochOf(uint64_t v) { return v >> 32; }
+uint64_t PackLease(uint64_t epoch, uint64_t gen, uint64_t level) {
+  return ((epoch & kLeaseEpochMask) << 32) | ((gen & kLeaseGenMask) << 2) | level;
+}
+// Gate calls per operation before giving up (each one only repeats when the lease was taken away
+// between the grant and its use, which the server's MinLeaseDuration makes rare).
+constexpr int kLeaseAttempts = 8;
+constexpr int64_t kLeaseTouchIntervalNs = 1000000000;  // LeaseGate::Touch at most 1/s/inode
+
+int64_t SteadyNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 bool IsHiddenName(const std::string& name) {
   return name.rfind(kHiddenPrefix, 0) == 0;
 }
@@ -66,12 +87,20 @@ uint64_t TimespecToNs(const struct timespec& ts) {
 }
 
 Volume::Volume(VolumeOptions opts, swift::MetadataClient& meta, cache::DataCache& data,
-               base::Registry* registry)
-    : opts_(opts), meta_(meta), data_(data) {
+               base::Registry* registry, LeaseGate* leases)
+    : opts_(opts), meta_(meta), data_(data), leases_(leases) {
   if (registry != nullptr) {
     hidden_renames_ = registry->GetCounter(
         "pfsagent_fuse_hidden_renames_total",
         "Open files unlinked or replaced and kept under a hidden name until their last close");
+    if (leases_ != nullptr) {
+      lease_waits_ = registry->GetCounter(
+          "pfsagent_fuse_lease_waits_total",
+          "File operations that had to ask the lease manager (lease not already held)");
+      lease_failures_ = registry->GetCounter(
+          "pfsagent_fuse_lease_failures_total",
+          "File operations failed because a lease could not be obtained");
+    }
   }
   std::chrono::nanoseconds ttl(0);
   if (opts.readdir_attr_cache) ttl = std::min(opts.entry_timeout, opts.attr_timeout);
@@ -98,6 +127,11 @@ std::shared_ptr<Volume::Inode> Volume::GetInode(uint64_t ino) {
   if (!slot) {
     slot = std::make_shared<Inode>();
     slot->ino = ino;
+    // No lease cached yet. While the server never lost our leases, what the DataCache holds for
+    // the inode is valid (every lease loss invalidated it); after a loss it may predate it, so
+    // the inode starts in epoch 0 and its caches are dropped when it is first leased.
+    const uint64_t epoch = lease_epoch_.load(std::memory_order_acquire) & kLeaseEpochMask;
+    slot->lease.store(PackLease(epoch == 1 ? 1 : 0, 0, kLeaseNone), std::memory_order_relaxed);
   }
   return slot;
 }
@@ -168,6 +202,169 @@ Status Volume::CheckFileHandle(uint64_t ino, uint64_t fh, Handle* out) const {
   if (!h || h->ino != ino || h->dir) return Error(EBADF, "unknown file handle");
   if (out) *out = *h;
   return base::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leases
+
+void Volume::LowerLease(Inode& n, uint64_t level) {
+  std::lock_guard<std::mutex> l(mu_);
+  const uint64_t cur = n.lease.load(std::memory_order_relaxed);
+  n.lease.store(PackLease(LeaseEpochOf(cur), LeaseGenOf(cur) + 1,
+                          std::min(LeaseLevelOf(cur), level)),
+                std::memory_order_release);
+}
+
+uint64_t Volume::HeldLevel(const Inode& n) const {
+  const uint64_t v = n.lease.load(std::memory_order_acquire);
+  if (LeaseEpochOf(v) != (lease_epoch_.load(std::memory_order_acquire) & kLeaseEpochMask)) {
+    return kLeaseNone;
+  }
+  return LeaseLevelOf(v);
+}
+
+void Volume::LeasesLost() {
+  lease_epoch_.fetch_add(1, std::memory_order_acq_rel);
+}
+
+void Volume::DropStaleLease(Inode& n, uint64_t epoch) {
+  std::unique_lock<std::shared_mutex> io(n.io_mu);
+  if (LeaseEpochOf(n.lease.load(std::memory_order_acquire)) == epoch) return;  // done meanwhile
+  data_.Invalidate(n.ino);
+  Changed(n.ino);
+  std::lock_guard<std::mutex> l(mu_);
+  if (!data_.HasDirty(n.ino)) n.size_valid = false;
+  n.pc_valid = false;
+  const uint64_t cur = n.lease.load(std::memory_order_relaxed);
+  n.lease.store(PackLease(epoch, LeaseGenOf(cur) + 1, kLeaseNone), std::memory_order_release);
+}
+
+void Volume::MaybeTouch(Inode& n) {
+  const int64_t now = SteadyNs();
+  int64_t last = n.lease_touched_ns.load(std::memory_order_relaxed);
+  if (now - last < kLeaseTouchIntervalNs) return;
+  if (!n.lease_touched_ns.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
+  leases_->Touch(n.ino);
+}
+
+Status Volume::AcquireLease(Inode& n, uint64_t need) {
+  if (lease_waits_) lease_waits_->Inc();
+  const uint64_t epoch = lease_epoch_.load(std::memory_order_acquire) & kLeaseEpochMask;
+  // Leased before the server lost our leases (or never leased since): what the Volume and the
+  // DataCache cached for it may be stale.
+  if (LeaseEpochOf(n.lease.load(std::memory_order_acquire)) != epoch) DropStaleLease(n, epoch);
+  const uint64_t seen = n.lease.load(std::memory_order_acquire);
+  Status st = need == kLeaseExclusive ? leases_->AcquireExclusive(n.ino)
+                                      : leases_->AcquireShared(n.ino);
+  if (!st.ok()) {
+    if (lease_failures_) lease_failures_->Inc();
+    // ETIMEDOUT stays (not granted in time); anything else (denied, protocol, shutdown) is EIO.
+    const int err = st.error().Errno() == ETIMEDOUT ? ETIMEDOUT : EIO;
+    return Error(err, std::string(need == kLeaseExclusive ? "exclusive" : "shared") +
+                          " lease on inode " + std::to_string(n.ino) + ": " +
+                          st.error().Message());
+  }
+  uint64_t got = need;
+  if (need == kLeaseShared && leases_->HoldsExclusive(n.ino)) got = kLeaseExclusive;
+  std::lock_guard<std::mutex> l(mu_);
+  const uint64_t cur = n.lease.load(std::memory_order_relaxed);
+  // Lowered since `seen` (the lease was given up after the grant, or an exclusive one demoted
+  // after HoldsExclusive answered), or the leases were lost meanwhile: the caller checks again
+  // and asks again if needed.
+  if (LeaseGenOf(cur) != LeaseGenOf(seen) || LeaseEpochOf(cur) != epoch) return base::Ok();
+  if ((lease_epoch_.load(std::memory_order_acquire) & kLeaseEpochMask) != epoch) {
+    return base::Ok();
+  }
+  if (LeaseLevelOf(cur) < got) {
+    n.lease.store(PackLease(epoch, LeaseGenOf(cur), got), std::memory_order_release);
+  }
+  n.lease_touched_ns.store(SteadyNs(), std::memory_order_relaxed);
+  return base::Ok();
+}
+
+Status Volume::EnsureLease(Inode& n, uint64_t need) {
+  if (leases_ == nullptr || need == kLeaseNone) return base::Ok();
+  for (int attempt = 0; attempt < kLeaseAttempts; ++attempt) {
+    if (HeldLevel(n) >= need) {
+      MaybeTouch(n);
+      return base::Ok();
+    }
+    PFS_RETURN_IF_ERROR(AcquireLease(n, need));
+  }
+  if (lease_failures_) lease_failures_->Inc();
+  return Error(EIO, "lease on inode " + std::to_string(n.ino) + " taken away " +
+                        std::to_string(kLeaseAttempts) + " times right after being granted");
+}
+
+template <typename Lock>
+Status Volume::LockWithLease(Inode& n, uint64_t need, Lock& lock) {
+  if (leases_ == nullptr || need == kLeaseNone) {
+    lock.lock();
+    return base::Ok();
+  }
+  for (int attempt = 0; attempt < kLeaseAttempts; ++attempt) {
+    lock.lock();
+    // Lowering needs io_mu exclusively: while we hold `lock`, a level seen here stays valid
+    // (LeasesLost may move the epoch on meanwhile: an operation already under way finishes).
+    if (HeldLevel(n) >= need) {
+      MaybeTouch(n);
+      return base::Ok();
+    }
+    lock.unlock();
+    PFS_RETURN_IF_ERROR(AcquireLease(n, need));
+  }
+  if (lease_failures_) lease_failures_->Inc();
+  return Error(EIO, "lease on inode " + std::to_string(n.ino) + " taken away " +
+                        std::to_string(kLeaseAttempts) + " times right after being granted");
+}
+
+Result<uint64_t> Volume::CurrentSize(Inode& n) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (n.size_valid) return n.size;
+  }
+  // Dropped by a lease invalidation while the file stayed open: the server's size is
+  // authoritative again (we hold a lease, so nobody else is changing it).
+  auto st = Stat(n.ino);
+  if (!st.ok()) return st.error();
+  std::lock_guard<std::mutex> l(mu_);
+  if (!n.size_valid) {
+    n.size = st->Size;
+    n.size_valid = true;
+  }
+  return n.size;
+}
+
+std::shared_ptr<Volume::Inode> Volume::FindOpenInode(uint64_t ino) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = inodes_.find(ino);
+  if (it == inodes_.end() || it->second->open_count == 0) return nullptr;
+  return it->second;
+}
+
+Status Volume::LeaseFlush(uint64_t ino) {
+  auto n = FindInode(ino);
+  if (!n) return data_.Flush(ino);
+  std::unique_lock<std::shared_mutex> io(n->io_mu);  // waits for READ/WRITEs in progress
+  LowerLease(*n, kLeaseShared);
+  return FlushInodeLocked(*n);
+}
+
+void Volume::LeaseInvalidate(uint64_t ino) {
+  auto n = FindInode(ino);
+  if (!n) {
+    data_.Invalidate(ino);
+    Changed(ino);
+    return;
+  }
+  std::unique_lock<std::shared_mutex> io(n->io_mu);
+  LowerLease(*n, kLeaseNone);
+  data_.Invalidate(ino);
+  Changed(ino);  // attributes listed by a READDIR before may be stale now
+  std::lock_guard<std::mutex> l(mu_);
+  // Data that could not be flushed stays authoritative locally (it is retried at close).
+  if (!data_.HasDirty(ino)) n->size_valid = false;
+  n->pc_valid = false;  // the next OPEN must not keep the kernel's pages
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -277,6 +474,10 @@ Result<uint64_t> Volume::LookupIno(uint64_t parent, const std::string& name) {
 }
 
 Result<AttrReply> Volume::GetAttr(uint64_t ino) {
+  if (leases_ != nullptr) {
+    // An open file's attributes include our cached size: valid only under a lease.
+    if (auto n = FindOpenInode(ino)) PFS_RETURN_IF_ERROR(EnsureLease(*n, kLeaseShared));
+  }
   if (auto hit = attr_cache_->GetAttr(ino)) {
     AttrReply r;
     r.attr = ToStat(hit->stat);
@@ -367,7 +568,14 @@ Result<AttrReply> Volume::SetAttr(const Caller& caller, uint64_t ino, const SetA
   (void)caller;
   auto n = GetInode(ino);
   {
-    std::unique_lock<std::shared_mutex> io(n->io_mu);
+    std::unique_lock<std::shared_mutex> io(n->io_mu, std::defer_lock);
+    bool is_dir = false;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      is_dir = n->type == S_IFDIR;
+    }
+    // Changing the size changes the data: exclusive lease (a directory gets EISDIR below).
+    PFS_RETURN_IF_ERROR(LockWithLease(*n, in.size && !is_dir ? kLeaseExclusive : kLeaseNone, io));
     if (in.mode) {
       j::ChmodRequest req;
       req.InodeNumber = static_cast<int64_t>(ino);
@@ -389,7 +597,6 @@ Result<AttrReply> Volume::SetAttr(const Caller& caller, uint64_t ino, const SetA
       n->special_bits &= ~static_cast<uint32_t>(S_ISUID | S_ISGID);
     }
     if (in.size) {
-      bool is_dir = false;
       {
         std::lock_guard<std::mutex> l(mu_);
         is_dir = n->type == S_IFDIR;
@@ -658,13 +865,30 @@ Status Volume::Rename(uint64_t parent, const std::string& name, uint64_t new_par
 
 Result<OpenReply> Volume::Open(uint64_t ino, int flags) {
   auto n = GetInode(ino);
+  uint32_t type = 0;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    type = n->type;
+  }
+  // Shared lease first, so the size we cache below is the one every other mount agrees on.
+  const uint64_t need = (type == 0 || type == S_IFREG) ? kLeaseShared : kLeaseNone;
+  const bool had_lease = leases_ == nullptr || HeldLevel(*n) >= need;
+  std::shared_lock<std::shared_mutex> io_shared(n->io_mu, std::defer_lock);
+  Status leased = LockWithLease(*n, need, io_shared);
+  if (!leased.ok()) {
+    std::lock_guard<std::mutex> l(mu_);
+    MaybeDropLocked(ino);
+    return leased.error();
+  }
   auto st = Stat(ino);
   if (!st.ok()) {
+    io_shared.unlock();
     std::lock_guard<std::mutex> l(mu_);
     MaybeDropLocked(ino);
     return st.error();
   }
   if (!S_ISREG(st->FileMode)) {
+    io_shared.unlock();
     std::lock_guard<std::mutex> l(mu_);
     MaybeDropLocked(ino);
     return Error(S_ISDIR(st->FileMode) ? EISDIR : EINVAL, "open of a non-regular file");
@@ -674,7 +898,7 @@ Result<OpenReply> Volume::Open(uint64_t ino, int flags) {
     std::lock_guard<std::mutex> l(mu_);
     n->type = S_IFREG;
     n->open_count++;
-    if (!n->size_valid) {
+    if (!n->size_valid && need == kLeaseShared) {
       n->size = st->Size;
       n->size_valid = true;
     }
@@ -687,10 +911,13 @@ Result<OpenReply> Volume::Open(uint64_t ino, int flags) {
     n->pc_mtime_ns = st->MTimeNs;
     n->pc_size = st->Size;
   }
+  io_shared.unlock();
   rep.fh = NewHandle(ino, flags, false);
+  rep.drop_kernel_attrs = !had_lease;
   if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
-    std::unique_lock<std::shared_mutex> io(n->io_mu);
-    Status t = Truncate(*n, 0);
+    std::unique_lock<std::shared_mutex> io(n->io_mu, std::defer_lock);
+    Status t = LockWithLease(*n, kLeaseExclusive, io);
+    if (t.ok()) t = Truncate(*n, 0);
     if (!t.ok()) {
       io.unlock();
       (void)Release(ino, rep.fh);
@@ -732,16 +959,33 @@ Result<std::pair<Entry, OpenReply>> Volume::Create(const Caller& caller, uint64_
     n->special_bits = mode & kSpecialBits;
     n->type = S_IFREG;
     n->open_count++;
-    n->size = 0;
-    n->size_valid = true;
+  }
+  // A shared lease like OPEN (the server answers Exclusive: nobody else knows the inode yet,
+  // so the first WRITE needs no further RPC), and the size from a stat made under it.
+  std::shared_lock<std::shared_mutex> io_shared(n->io_mu, std::defer_lock);
+  Status leased = LockWithLease(*n, kLeaseShared, io_shared);
+  if (!leased.ok()) {
+    std::lock_guard<std::mutex> l(mu_);
+    n->open_count--;
+    MaybeDropLocked(ino);
+    return leased.error();
   }
   auto e = EntryFor(ino);
   if (!e.ok()) {
+    io_shared.unlock();
     std::lock_guard<std::mutex> l(mu_);
     n->open_count--;
     MaybeDropLocked(ino);
     return e.error();
   }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!n->size_valid) {
+      n->size = static_cast<uint64_t>(e->attr.st_size);
+      n->size_valid = true;
+    }
+  }
+  io_shared.unlock();
   OpenReply rep;
   rep.fh = NewHandle(ino, flags, false);
   return std::make_pair(*e, rep);
@@ -751,13 +995,11 @@ Result<std::string> Volume::Read(uint64_t ino, uint64_t fh, uint64_t off, uint64
   PFS_RETURN_IF_ERROR(CheckFileHandle(ino, fh, nullptr));
   auto n = FindInode(ino);
   if (!n) return Error(EBADF, "read of an inode without state");
-  std::shared_lock<std::shared_mutex> io(n->io_mu);
-  uint64_t file_size;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    file_size = n->size;
-  }
-  return data_.Read(ino, off, size, file_size);
+  std::shared_lock<std::shared_mutex> io(n->io_mu, std::defer_lock);
+  PFS_RETURN_IF_ERROR(LockWithLease(*n, kLeaseShared, io));
+  auto file_size = CurrentSize(*n);
+  if (!file_size.ok()) return file_size.error();
+  return data_.Read(ino, off, size, *file_size);
 }
 
 Result<size_t> Volume::Write(uint64_t ino, uint64_t fh, uint64_t off, std::string_view data) {
@@ -770,12 +1012,14 @@ Result<size_t> Volume::Write(uint64_t ino, uint64_t fh, uint64_t off, std::strin
   std::shared_lock<std::shared_mutex> shared(n->io_mu, std::defer_lock);
   std::unique_lock<std::shared_mutex> exclusive(n->io_mu, std::defer_lock);
   if (append) {
-    exclusive.lock();
-    std::lock_guard<std::mutex> l(mu_);
-    off = n->size;
+    PFS_RETURN_IF_ERROR(LockWithLease(*n, kLeaseExclusive, exclusive));
   } else {
-    shared.lock();
+    PFS_RETURN_IF_ERROR(LockWithLease(*n, kLeaseExclusive, shared));
   }
+  // The size grows from the current one (re-read from the server if a lease change dropped it).
+  auto cur_size = CurrentSize(*n);
+  if (!cur_size.ok()) return cur_size.error();
+  if (append) off = *cur_size;  // stable: io_mu held exclusively
   Status st = data_.Write(ino, off, data);
   if (!st.ok()) return st.error();
   std::lock_guard<std::mutex> l(mu_);

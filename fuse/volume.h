@@ -20,10 +20,19 @@
 //     server would say EEXIST), so it is not atomic;
 //   * RENAME_NOREPLACE honoured (EEXIST), RENAME_EXCHANGE -> EINVAL.
 //
+// Leases (only with a LeaseGate, see below; docs/semantics.md "Leases"): OPEN and CREATE take
+// a shared lease, READ and GETATTR of an open file a shared one, WRITE, truncate (SETATTR size,
+// OPEN with O_TRUNC) an exclusive one. Each inode caches the level it holds (an atomic read under
+// io_mu), so a held lease costs no call into the gate and no global lock. The gate's hooks lower
+// that level before the lease is demoted or released (LeaseFlush, LeaseInvalidate): they take
+// io_mu exclusively, so no READ/WRITE is in progress under a lease being given up. A lease
+// failure is ETIMEDOUT (not granted in time) or EIO, never a hang beyond the gate's deadline.
+//
 // Thread-safety: all methods are thread-safe and are called concurrently by libfuse worker
 // threads. Lock order: per-inode io_mu (shared for read/write, exclusive for truncate/flush+
 // settime/hide-rename) before table mu_. mu_ is never held across an RPC or DataCache call;
-// io_mu may be (it only serialises operations on one file).
+// io_mu may be (it only serialises operations on one file). LeaseGate::Acquire* are never
+// called with io_mu or mu_ held (the gate's hooks take them).
 // Blocking: every method may block on RPCs (bounded by the MetadataClient deadline) and on
 // object GET/PUT (bounded by the ObjectStore retry budget).
 #pragma once
@@ -75,6 +84,28 @@ struct VolumeOptions {
   size_t readdir_attr_cache_entries = 100000;
 };
 
+// The leases the Volume takes, one per inode (implemented by the daemon over
+// lease::LeaseManager). Acquire* block until this mount holds at least that lease (at once when
+// it already does) or fail with an errno. The Volume never calls Acquire*/HoldsExclusive with
+// one of its locks held, so the implementation's hooks may call LeaseFlush/LeaseInvalidate;
+// Touch may be called under io_mu and must not wait for anything that could need it.
+class LeaseGate {
+ public:
+  virtual ~LeaseGate() = default;
+  virtual base::Status AcquireShared(uint64_t ino) = 0;
+  virtual base::Status AcquireExclusive(uint64_t ino) = 0;
+  // After AcquireShared succeeded: whether the lease held is in fact exclusive (a server grants
+  // Exclusive to a Shared request on an idle inode), so a later WRITE needs no further call.
+  // May be stale by the time it returns; the Volume copes (see Inode::lease).
+  virtual bool HoldsExclusive(uint64_t ino) {
+    (void)ino;
+    return false;
+  }
+  // The inode is in use (called at most about once a second per inode, from the I/O path).
+  // Must be cheap and never block on I/O.
+  virtual void Touch(uint64_t ino) { (void)ino; }
+};
+
 // The calling process of a request (FUSE request header).
 struct Caller {
   uint32_t uid = 0;
@@ -110,6 +141,9 @@ struct OpenReply {
   uint64_t fh = 0;
   bool direct_io = false;
   bool keep_cache = false;
+  // The open (re)acquired the inode's lease: attributes the kernel cached before (e.g. from a
+  // LOOKUP without a lease) may be stale; the adapter drops them before replying.
+  bool drop_kernel_attrs = false;
 };
 
 struct DirEntryOut {
@@ -129,9 +163,10 @@ struct Unpersisted {
 
 class Volume {
  public:
-  // `meta` and `data` must outlive the Volume. `registry` may be null.
+  // `meta`, `data` and `leases` must outlive the Volume. `registry` may be null. Without
+  // `leases` no lease is taken (a single client, or tests of the core alone).
   Volume(VolumeOptions opts, swift::MetadataClient& meta, cache::DataCache& data,
-         base::Registry* registry = nullptr);
+         base::Registry* registry = nullptr, LeaseGate* leases = nullptr);
   ~Volume();
   Volume(const Volume&) = delete;
   Volume& operator=(const Volume&) = delete;
@@ -205,6 +240,20 @@ class Volume {
   std::vector<Unpersisted> PendingReport() const;
   // Unlinks the hidden names of still-open unlinked files (shutdown). Best effort.
   void CleanupHidden();
+
+  // --- lease hooks (called by the LeaseGate's implementation, never by a FUSE op) ---
+  // Before a demote or release: stops relying on an exclusive lease (waits for READ/WRITEs in
+  // progress), then flushes the inode's dirty data and pending mtime. Returns the flush error.
+  base::Status LeaseFlush(uint64_t ino);
+  // Before a release (or after losing the lease): stops relying on any lease, drops the cached
+  // size (unless dirty data remains) and the DataCache extent map of the inode. The caller
+  // tells the kernel separately (it must not be done under the Volume's locks).
+  void LeaseInvalidate(uint64_t ino);
+  // The server lost every lease (it restarted; we mounted again). Lock-free and non-blocking,
+  // so it may be called from any thread, also one inside a Volume operation: from now on no
+  // operation relies on a lease cached before, and an inode's caches from before are dropped
+  // the first time it takes a lease again.
+  void LeasesLost();
   size_t InodeCount() const;
   size_t OpenHandleCount() const;
 
@@ -227,6 +276,14 @@ class Volume {
     uint64_t pc_mtime_ns = 0;
     uint64_t pc_size = 0;
     std::shared_mutex io_mu;      // see class comment
+    // The lease level this Volume may rely on without asking the gate (bits 0-1: kLeaseNone,
+    // kLeaseShared, kLeaseExclusive), a generation (bits 2-31) bumped by every lowering and the
+    // lease epoch (bits 32-63, see lease_epoch_) the level belongs to. Raised under mu_ only if
+    // generation and epoch did not change since before the gate call; lowered under io_mu
+    // (exclusive) + mu_; read without mu_ on the hot path. A level counts only in the current
+    // epoch.
+    std::atomic<uint64_t> lease{0};
+    std::atomic<int64_t> lease_touched_ns{0};  // last LeaseGate::Touch (steady clock)
   };
   struct Handle {
     uint64_t ino = 0;
@@ -261,12 +318,39 @@ class Volume {
   void Changed(uint64_t ino);
   void DirChanged(uint64_t dir);
 
+  // Leases. Levels are kLeaseNone < kLeaseShared < kLeaseExclusive.
+  static constexpr uint64_t kLeaseNone = 0, kLeaseShared = 1, kLeaseExclusive = 2;
+  // Makes sure `need` is held (no lock held by the caller). Ok at once without a gate.
+  base::Status EnsureLease(Inode& n, uint64_t need);
+  // Locks `lock` (a shared or unique lock on n.io_mu, unlocked on entry) with `need` held; on
+  // error `lock` is unlocked.
+  template <typename Lock>
+  base::Status LockWithLease(Inode& n, uint64_t need, Lock& lock);
+  // One gate call; then, if the lease was not lowered meanwhile, raises the cached level.
+  base::Status AcquireLease(Inode& n, uint64_t need);
+  void MaybeTouch(Inode& n);
+  // The file size to use under io_mu with a lease held: the cached one, or (dropped by a lease
+  // invalidation) the server's, which is then cached again.
+  base::Result<uint64_t> CurrentSize(Inode& n);
+  std::shared_ptr<Inode> FindOpenInode(uint64_t ino) const;  // null unless open
+  // Lowers the cached level to at most `level` and bumps the generation (io_mu exclusive held).
+  void LowerLease(Inode& n, uint64_t level);
+  // The level cached in `n` if it belongs to the current epoch, else kLeaseNone.
+  uint64_t HeldLevel(const Inode& n) const;
+  // `n` was leased in an earlier epoch: drop its cached extent map and size, move it to
+  // `epoch` with no lease. Takes io_mu exclusively (caller holds no lock).
+  void DropStaleLease(Inode& n, uint64_t epoch);
+
   const VolumeOptions opts_;
   swift::MetadataClient& meta_;
   cache::DataCache& data_;
   std::unique_ptr<cache::AttrCache> attr_cache_;
   std::unique_ptr<cache::WorkerPool> async_;  // RpcSetTime overlapped with a flush
+  LeaseGate* const leases_;
+  std::atomic<uint64_t> lease_epoch_{1};  // bumped by LeasesLost (32 bits used)
   base::Counter* hidden_renames_ = nullptr;
+  base::Counter* lease_waits_ = nullptr;    // gate calls (lease not cached in the inode)
+  base::Counter* lease_failures_ = nullptr;
 
   mutable std::mutex mu_;  // guards inodes_, handles_, next_fh_
   std::unordered_map<uint64_t, std::shared_ptr<Inode>> inodes_;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <set>
 #include <vector>
 
@@ -57,6 +58,17 @@ const char* ReplyName(j::LeaseReplyType t) {
 
 bool Granted(LeaseState s) {
   return s == LeaseState::kSharedGranted || s == LeaseState::kExclusiveGranted;
+}
+
+// Errnos meaning "the server cannot be reached (or forgot us)" rather than "it said no".
+bool IsTransportErrno(int err) {
+  switch (err) {
+    case ETIMEDOUT: case ESTALE: case ESHUTDOWN: case ENOTCONN: case ECONNREFUSED:
+    case ECONNRESET: case EHOSTUNREACH: case ENETUNREACH:
+      return true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace
@@ -234,6 +246,15 @@ void LeaseManager::RunInvalidate(uint64_t ino) {
   if (hooks_.invalidate) hooks_.invalidate(ino);
 }
 
+std::chrono::milliseconds LeaseManager::Jitter(std::chrono::milliseconds nominal) const {
+  if (options_.retry_variance_pct == 0) return nominal;
+  thread_local std::minstd_rand rng(std::random_device{}());
+  const double v = std::min<double>(options_.retry_variance_pct, 100) / 100.0;
+  const double u = std::uniform_real_distribution<double>(-1.0, 1.0)(rng);
+  return std::chrono::milliseconds(
+      static_cast<int64_t>(static_cast<double>(nominal.count()) * (1.0 + v * u)));
+}
+
 base::Status LeaseManager::AcquireShared(uint64_t ino) { return Acquire(ino, false); }
 
 base::Status LeaseManager::AcquireExclusive(uint64_t ino) { return Acquire(ino, true); }
@@ -336,7 +357,7 @@ base::Status LeaseManager::Acquire(uint64_t ino, bool exclusive) {
         }
         if (release_first) {
           // Back off before asking again (others may be mid-transition on the server).
-          auto until = std::min(deadline, Clock::now() + delay);
+          auto until = std::min(deadline, Clock::now() + Jitter(delay));
           cv_.wait_until(lk, until, [&] { return stopping_; });
           delay = std::chrono::milliseconds(
               static_cast<int64_t>(static_cast<double>(delay.count()) * options_.retry_backoff));
@@ -361,7 +382,8 @@ base::Status LeaseManager::Acquire(uint64_t ino, bool exclusive) {
   }
 }
 
-base::Status LeaseManager::GiveUp(uint64_t ino, Work work, Clock::time_point deadline) {
+base::Status LeaseManager::GiveUp(uint64_t ino, Work work, Clock::time_point deadline,
+                                  bool rpc) {
   const bool on_worker = std::this_thread::get_id() == worker_id_.load();
   std::unique_lock lk(mu_);
   while (true) {
@@ -399,6 +421,12 @@ base::Status LeaseManager::GiveUp(uint64_t ino, Work work, Clock::time_point dea
     }
     lk.lock();
     SetStateLocked(ino, entries_[ino], lost ? LeaseState::kNone : LeaseState::kSharedGranted);
+  } else if (!rpc) {
+    SetStateLocked(ino, e, LeaseState::kReleasing);
+    lk.unlock();
+    RunInvalidate(ino);
+    lk.lock();
+    SetStateLocked(ino, entries_[ino], LeaseState::kNone);
   } else {
     SetStateLocked(ino, e, LeaseState::kReleasing);
     lk.unlock();
@@ -436,6 +464,7 @@ base::Status LeaseManager::ReleaseAll() {
   }
   std::sort(inos.begin(), inos.end());
   base::Status first;
+  bool server_gone = false;  // a transport error: drop the rest locally
   for (uint64_t ino : inos) {
     base::Status st;
     if (std::this_thread::get_id() == worker_id_.load()) {
@@ -447,13 +476,52 @@ base::Status LeaseManager::ReleaseAll() {
       });
       lk.unlock();
     }
-    st = GiveUp(ino, Work::kRelease, deadline);
+    st = GiveUp(ino, Work::kRelease, deadline, /*rpc=*/!server_gone);
     if (!st.ok()) {
       spdlog::warn("lease: release of inode {} failed: {}", ino, st.error().ToString());
       if (first.ok()) first = st;
+      if (!server_gone && IsTransportErrno(st.error().Errno())) {
+        server_gone = true;
+        spdlog::warn("lease: server unreachable; dropping the remaining leases locally (the "
+                     "server expires them)");
+      }
     }
   }
   return first;
+}
+
+void LeaseManager::ForgetAll() {
+  std::lock_guard lk(mu_);
+  if (stopping_) return;
+  std::vector<uint64_t> forgotten;
+  for (auto& [ino, e] : entries_) {
+    if (e.busy || e.state == LeaseState::kNone) continue;
+    SetStateLocked(ino, e, LeaseState::kNone);
+    e.pending.reset();
+    forgotten.push_back(ino);
+  }
+  std::sort(forgotten.begin(), forgotten.end());
+  for (uint64_t ino : forgotten) {
+    EraseIfNoneLocked(ino);
+    EnqueueLocked(Task{Work::kInvalidate, ino, false});
+  }
+  // Queued demotes/releases refer to leases of the old mount: nothing to give back any more.
+  std::erase_if(queue_, [](const Task& t) {
+    return t.work == Work::kDemote || t.work == Work::kRelease;
+  });
+  if (!forgotten.empty()) {
+    spdlog::warn("lease: the server lost our leases (new mount): forgot {} lease(s)",
+                 forgotten.size());
+  }
+  cv_.notify_all();
+}
+
+void LeaseManager::Touch(uint64_t ino) {
+  std::lock_guard lk(mu_);
+  auto it = entries_.find(ino);
+  if (it != entries_.end() && !it->second.busy && Granted(it->second.state)) {
+    TouchLocked(ino, it->second);
+  }
 }
 
 void LeaseManager::OnUpcall(const j::RPCInterrupt& interrupt) {
@@ -513,6 +581,8 @@ void LeaseManager::WorkerLoop() {
     base::Status st;
     if (t.work == Work::kUnmount) {
       st = ReleaseAll();
+    } else if (t.work == Work::kInvalidate) {
+      RunInvalidate(t.ino);
     } else {
       st = GiveUp(t.ino, t.work, Clock::now() + options_.acquire_timeout);
     }

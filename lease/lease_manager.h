@@ -21,6 +21,11 @@
 // Limits: after each grant, if more than SharedLeaseLimit inodes hold a shared lease, the least
 // recently used idle ones are released; if more than ExclusiveLeaseLimit hold an exclusive
 // lease, the least recently used idle ones are demoted (0 = unlimited). Done on the worker.
+// "Used" = granted, or acquired again, or Touch()ed by a caller that caches leases itself.
+//
+// Server restart (a new MountID): ForgetAll() drops every idle lease locally (no RPC) and runs
+// the invalidate hooks on the worker. Shutdown: ReleaseAll(); after a transport failure it stops
+// sending RPCs and drops the rest locally.
 //
 // Thread-safety: every public method is thread-safe. Lock: one internal mutex, never held
 // across an RPC or a hook call. Blocking: AcquireShared/AcquireExclusive/Release/ReleaseAll
@@ -71,6 +76,9 @@ struct LeaseOptions {
   uint64_t retry_limit = 10;                         // [Agent]LeaseRetryLimit (Denied retries)
   std::chrono::milliseconds retry_delay{100};        // [Agent]LeaseRetryDelay (first retry)
   double retry_backoff = 1.4;                        // [Agent]LeaseRetryExpBackoff
+  // [Agent]LeaseRetryDelayVariance: each wait is the nominal delay +/- up to this percentage
+  // (uniform), like the Swift retries; 0 = exact delays.
+  uint32_t retry_variance_pct = 0;
 };
 
 struct LeaseHooks {
@@ -101,8 +109,22 @@ class LeaseManager {
   base::Status AcquireExclusive(uint64_t ino);
   // Gives up the lease on `ino` (flush, invalidate, RpcLease Release). Ok when none is held.
   base::Status Release(uint64_t ino);
-  // Gives up every lease (shutdown). Returns the first error; tries all inodes regardless.
+  // Gives up every lease (shutdown, Unmount interrupt). Returns the first error. After an RPC
+  // fails with a transport errno (ETIMEDOUT, ESTALE, ESHUTDOWN, ENOTCONN, ECONNREFUSED,
+  // ECONNRESET, EHOSTUNREACH, ENETUNREACH) the remaining leases are dropped locally (invalidate
+  // hook only: no flush, no RPC; the server expires them), so a dead server costs one RPC
+  // timeout, not one per lease.
   base::Status ReleaseAll();
+  // The server lost every lease of this mount (it restarted and we mounted again under a new
+  // MountID). Every idle lease becomes None at once, without RPCs; the invalidate hook of each
+  // runs later on the worker (never on the caller's thread, which may hold locks the hook needs).
+  // A transition in flight is left alone: its RPC fails on the old mount and is retried on the
+  // new one, whose answer is the truth. Never blocks on I/O.
+  void ForgetAll();
+  // The inode is in use: moves a granted lease to the recently-used end of the LRU (limit
+  // eviction picks idle leases from the other end). Callers with their own cache of held leases
+  // call this now and then (not per I/O). Never blocks on I/O.
+  void Touch(uint64_t ino);
 
   // Upcall entry point (swift::UpcallHandler). Never blocks: queues to the worker.
   void OnUpcall(const j::RPCInterrupt& interrupt);
@@ -124,7 +146,7 @@ class LeaseManager {
   std::string DumpJson() const;
 
  private:
-  enum class Work { kDemote, kRelease, kUnmount };
+  enum class Work { kDemote, kRelease, kUnmount, kInvalidate };
   struct Entry {
     LeaseState state = LeaseState::kNone;
     bool busy = false;                   // a thread owns a transition of this inode
@@ -154,9 +176,12 @@ class LeaseManager {
   void RunInvalidate(uint64_t ino);
 
   base::Status Acquire(uint64_t ino, bool exclusive);
+  std::chrono::milliseconds Jitter(std::chrono::milliseconds nominal) const;
   // Performs a demote or release of `ino` if its state allows it (else nothing). Waits for a
-  // busy inode until `deadline`. Returns the RPC error if any.
-  base::Status GiveUp(uint64_t ino, Work work, std::chrono::steady_clock::time_point deadline);
+  // busy inode until `deadline`. Returns the RPC error if any. With rpc == false (release only)
+  // the lease is dropped locally: invalidate hook, no flush, no RPC.
+  base::Status GiveUp(uint64_t ino, Work work, std::chrono::steady_clock::time_point deadline,
+                      bool rpc = true);
   void WorkerLoop();
 
   swift::MetadataClient& client_;

@@ -26,50 +26,18 @@
 #include <regex>
 
 #include "tests/e2e/agent_harness.h"
+#include "tests/e2e/status_client.h"
 #include "tests/unit/prometheus_check.h"
 
 namespace {
 
-namespace beast = boost::beast;
 namespace http = boost::beast::http;
-using tcp = boost::asio::ip::tcp;
 using e2e::AgentProcess;
 using emulator::EmulatorProcess;
 
-struct Reply {
-  unsigned status = 0;
-  std::string content_type;
-  std::string body;
-};
-
-Reply Fetch(uint16_t port, const std::string& target, http::verb verb = http::verb::get) {
-  boost::asio::io_context ioc;
-  beast::tcp_stream stream(ioc);
-  stream.expires_after(std::chrono::seconds(10));
-  stream.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
-  http::request<http::string_body> req{verb, target, 11};
-  req.set(http::field::host, "127.0.0.1");
-  req.keep_alive(false);
-  http::write(stream, req);
-  beast::flat_buffer buf;
-  http::response<http::string_body> res;
-  http::read(stream, buf, res);
-  return Reply{res.result_int(), std::string(res[http::field::content_type]), res.body()};
-}
-
-// A port that was free a moment ago (bind to 0, read, close).
-uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  close(fd);
-  return ntohs(a.sin_port);
-}
+using e2e::Fetch;
+using e2e::FreePort;
+using e2e::WaitReady;
 
 std::string Pattern(size_t n, uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -88,18 +56,6 @@ void CheckNoSecret(const std::string& where, const std::string& text) {
   CHECK_FALSE(std::regex_search(text, std::regex("AUTH_tk[0-9a-f]{32}")));
 }
 
-bool WaitReady(uint16_t port, std::chrono::seconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    try {
-      if (Fetch(port, "/version").status == 200) return true;
-    } catch (const std::exception&) {
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
-
 struct Setup {
   std::string work;
   std::unique_ptr<EmulatorProcess> emu;
@@ -115,6 +71,7 @@ struct Setup {
   }
   void StartAgent(std::vector<std::string> extra = {}) {
     port = FreePort();
+    REQUIRE(port != 0);
     extra.push_back("HTTPServerTCPPort: " + std::to_string(port));
     auto a = AgentProcess::Start(emu->info(), work, extra);
     if (!a.ok()) FAIL("agent start: " << a.error().Message());

@@ -1,6 +1,8 @@
 // LeaseManager unit tests over FakeLeaseClient: state machine, server quirks, upcalls
-// (queued, tolerant, serviced after in-flight grants), hooks order, limits with LRU,
-// ReleaseAll, deadlines, metrics and the /leases JSON.
+// (queued, tolerant, serviced after in-flight grants), hooks order, limits with LRU (and Touch),
+// ReleaseAll (also against a dead server), ForgetAll after a remount, deadlines, metrics and
+// the /leases JSON.
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -397,4 +399,59 @@ TEST_CASE("raw upcall payloads are decoded; malformed ones are ignored, never fa
   REQUIRE(h.mgr->WaitIdle(2s));
   CHECK(Contains(h.Metrics(), "pfsagent_lease_interrupts_ignored_total 7\n"));
   CHECK(h.client.Calls().size() == 3);  // exclusive, demote, release
+}
+
+TEST_CASE("ReleaseAll after a transport error drops the remaining leases locally") {
+  Harness h;
+  for (uint64_t ino : {1, 2, 3}) REQUIRE(h.mgr->AcquireExclusive(ino).ok());
+  h.ClearEvents();
+  h.client.fail_next = 1;  // the release of inode 1 times out: the server is gone
+  auto st = h.mgr->ReleaseAll();
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().Errno() == ETIMEDOUT);
+  // One RPC, not one per lease; the others only invalidate (no flush: it would need the server).
+  CHECK(h.Events() == Ev{"flush:1", "invalidate:1", "rpc:release:1", "invalidate:2",
+                         "invalidate:3"});
+  CHECK(h.mgr->CountByState().empty());
+}
+
+TEST_CASE("ForgetAll: the server lost our leases; idle ones become None without RPCs") {
+  Harness h;
+  REQUIRE(h.mgr->AcquireExclusive(1).ok());
+  REQUIRE(h.mgr->AcquireShared(2).ok());
+  h.ClearEvents();
+  // Server restart: it forgets everything; we mounted again.
+  h.client.Expire(1);
+  h.client.Expire(2);
+  h.mgr->ForgetAll();
+  CHECK(h.mgr->StateOf(1) == LeaseState::kNone);  // at once, for the next acquirer
+  CHECK(h.mgr->StateOf(2) == LeaseState::kNone);
+  REQUIRE(h.mgr->WaitIdle(2s));
+  // The invalidate hooks ran on the worker; no flush, no RPC.
+  auto ev = h.Events();
+  std::sort(ev.begin(), ev.end());
+  CHECK(ev == Ev{"invalidate:1", "invalidate:2"});
+  CHECK(h.mgr->CountByState().empty());
+  // The next acquire asks the (new) server again.
+  h.ClearEvents();
+  REQUIRE(h.mgr->AcquireShared(1).ok());
+  CHECK(h.Events() == Ev{"rpc:shared:1"});
+  CHECK(h.mgr->StateOf(1) == LeaseState::kExclusiveGranted);
+  auto doc = nlohmann::json::parse(h.mgr->DumpJson());
+  CHECK(doc["leases"].size() == 1);
+}
+
+TEST_CASE("Touch keeps a lease in use off the eviction end of the LRU") {
+  auto opts = Harness::Opts();
+  opts.exclusive_lease_limit = 2;
+  Harness h(opts);
+  REQUIRE(h.mgr->AcquireExclusive(1).ok());
+  REQUIRE(h.mgr->AcquireExclusive(2).ok());
+  h.mgr->Touch(1);  // e.g. the Volume served I/O on inode 1 from its own cache of the lease
+  h.mgr->Touch(99);  // unknown inode: nothing
+  REQUIRE(h.mgr->AcquireExclusive(3).ok());
+  REQUIRE(h.mgr->WaitIdle(2s));
+  CHECK(h.mgr->StateOf(1) == LeaseState::kExclusiveGranted);
+  CHECK(h.mgr->StateOf(2) == LeaseState::kSharedGranted);  // the idle one was demoted
+  CHECK(h.mgr->StateOf(3) == LeaseState::kExclusiveGranted);
 }
