@@ -151,6 +151,42 @@ class ManagerLeaseGate : public pfsfuse::LeaseGate {
 // retries the call once on the new mount. Inode numbers persist on the server, so the kernel's
 // node ids stay valid; leases do not (on_remount is told, under no lock of ours that a caller
 // could hold).
+#define PFS_RPC_METHODS(X) \
+  X(j::PingReply, Ping, j::PingReq) \
+  X(j::StatStruct, GetStat, j::GetStatRequest) \
+  X(j::InodeReply, Lookup, j::LookupRequest) \
+  X(j::LookupPlusReply, LookupPlus, j::LookupRequest) \
+  X(j::InodeReply, Access, j::AccessRequest) \
+  X(j::InodeReply, Create, j::CreateRequest) \
+  X(j::InodeReply, Mkdir, j::MkdirRequest) \
+  X(j::InodeReply, Symlink, j::SymlinkRequest) \
+  X(j::ReadSymlinkReply, ReadSymlink, j::ReadSymlinkRequest) \
+  X(j::Reply, Link, j::LinkRequest) \
+  X(j::Reply, Unlink, j::UnlinkRequest) \
+  X(j::Reply, Rmdir, j::UnlinkRequest) \
+  X(j::Reply, Rename, j::RenameRequest) \
+  X(j::ReaddirReply, ReaddirByLoc, j::ReaddirByLocRequest) \
+  X(j::ReaddirPlusReply, ReaddirPlusByLoc, j::ReaddirByLocRequest) \
+  X(j::Reply, Chmod, j::ChmodRequest) \
+  X(j::Reply, Chown, j::ChownRequest) \
+  X(j::Reply, Resize, j::ResizeRequest) \
+  X(j::Reply, SetTime, j::SetTimeRequest) \
+  X(j::GetXAttrReply, GetXAttr, j::GetXAttrRequest) \
+  X(j::Reply, SetXAttr, j::SetXAttrRequest) \
+  X(j::ListXAttrReply, ListXAttr, j::ListXAttrRequest) \
+  X(j::Reply, RemoveXAttr, j::RemoveXAttrRequest) \
+  X(j::StatVFS, StatVfs, j::StatVFSRequest) \
+  X(j::ProvisionObjectReply, ProvisionObject, j::ProvisionObjectRequest) \
+  X(j::WroteReply, Wrote, j::WroteRequest) \
+  X(j::FetchExtentMapChunkReply, FetchExtentMapChunk, j::FetchExtentMapChunkRequest) \
+  X(j::LeaseReply, Lease, j::LeaseRequest)
+#define PFS_RPC_ENUM(Rep, Name, Req) k##Name,
+enum RpcMethod { PFS_RPC_METHODS(PFS_RPC_ENUM) kMethodCount };
+#undef PFS_RPC_ENUM
+#define PFS_RPC_NAME(Rep, Name, Req) #Name,
+constexpr const char* kMethodNames[] = {PFS_RPC_METHODS(PFS_RPC_NAME)};
+#undef PFS_RPC_NAME
+
 class RemountingMetadataClient : public swift::MetadataClient {
  public:
   using Factory = std::function<base::Result<std::shared_ptr<Session>>()>;
@@ -166,43 +202,43 @@ class RemountingMetadataClient : public swift::MetadataClient {
     return session_;
   }
 
-#define PFS_FORWARD(Rep, Name, Req)                                               \
-  base::Result<Rep> Name(Req req) override {                                      \
-    return Call<Rep>([&](swift::MetadataClient& c) { return c.Name(req); });      \
+  // Per-method RPC metrics (count, errors, latency), registered once; kept across remounts.
+  void RegisterMetrics(base::Registry& registry) {
+    for (int i = 0; i < kMethodCount; ++i) {
+      const std::string label = std::string("method=\"Rpc") + kMethodNames[i] + "\"";
+      rpc_[i].calls = registry.GetCounter("pfsagent_rpc_requests_total",
+                                          "Metadata RPCs made, by method", label);
+      rpc_[i].errors = registry.GetCounter(
+          "pfsagent_rpc_errors_total",
+          "Metadata RPCs that failed (server error or transport), by method", label);
+      rpc_[i].seconds = registry.GetHistogram("pfsagent_rpc_duration_seconds",
+                                              "Metadata RPC latency in seconds, by method", label);
+    }
   }
-  PFS_FORWARD(j::PingReply, Ping, j::PingReq)
-  PFS_FORWARD(j::StatStruct, GetStat, j::GetStatRequest)
-  PFS_FORWARD(j::InodeReply, Lookup, j::LookupRequest)
-  PFS_FORWARD(j::LookupPlusReply, LookupPlus, j::LookupRequest)
-  PFS_FORWARD(j::InodeReply, Access, j::AccessRequest)
-  PFS_FORWARD(j::InodeReply, Create, j::CreateRequest)
-  PFS_FORWARD(j::InodeReply, Mkdir, j::MkdirRequest)
-  PFS_FORWARD(j::InodeReply, Symlink, j::SymlinkRequest)
-  PFS_FORWARD(j::ReadSymlinkReply, ReadSymlink, j::ReadSymlinkRequest)
-  PFS_FORWARD(j::Reply, Link, j::LinkRequest)
-  PFS_FORWARD(j::Reply, Unlink, j::UnlinkRequest)
-  PFS_FORWARD(j::Reply, Rmdir, j::UnlinkRequest)
-  PFS_FORWARD(j::Reply, Rename, j::RenameRequest)
-  PFS_FORWARD(j::ReaddirReply, ReaddirByLoc, j::ReaddirByLocRequest)
-  PFS_FORWARD(j::ReaddirPlusReply, ReaddirPlusByLoc, j::ReaddirByLocRequest)
-  PFS_FORWARD(j::Reply, Chmod, j::ChmodRequest)
-  PFS_FORWARD(j::Reply, Chown, j::ChownRequest)
-  PFS_FORWARD(j::Reply, Resize, j::ResizeRequest)
-  PFS_FORWARD(j::Reply, SetTime, j::SetTimeRequest)
-  PFS_FORWARD(j::GetXAttrReply, GetXAttr, j::GetXAttrRequest)
-  PFS_FORWARD(j::Reply, SetXAttr, j::SetXAttrRequest)
-  PFS_FORWARD(j::ListXAttrReply, ListXAttr, j::ListXAttrRequest)
-  PFS_FORWARD(j::Reply, RemoveXAttr, j::RemoveXAttrRequest)
-  PFS_FORWARD(j::StatVFS, StatVfs, j::StatVFSRequest)
-  PFS_FORWARD(j::ProvisionObjectReply, ProvisionObject, j::ProvisionObjectRequest)
-  PFS_FORWARD(j::WroteReply, Wrote, j::WroteRequest)
-  PFS_FORWARD(j::FetchExtentMapChunkReply, FetchExtentMapChunk, j::FetchExtentMapChunkRequest)
-  PFS_FORWARD(j::LeaseReply, Lease, j::LeaseRequest)
+
+#define PFS_FORWARD(Rep, Name, Req)                                                \
+  base::Result<Rep> Name(Req req) override {                                       \
+    return Call<Rep>(k##Name, [&](swift::MetadataClient& c) { return c.Name(req); }); \
+  }
+  PFS_RPC_METHODS(PFS_FORWARD)
 #undef PFS_FORWARD
 
  private:
   template <typename Rep, typename F>
-  base::Result<Rep> Call(F&& f) {
+  base::Result<Rep> Call(RpcMethod method, F&& f) {
+    const auto t0 = std::chrono::steady_clock::now();
+    base::Result<Rep> r = CallRemounting<Rep>(std::forward<F>(f));
+    RpcMetric& m = rpc_[method];
+    if (m.calls) {
+      m.calls->Inc();
+      if (!r.ok()) m.errors->Inc();
+      m.seconds->Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return r;
+  }
+  template <typename Rep, typename F>
+  base::Result<Rep> CallRemounting(F&& f) {
     for (int attempt = 0;; ++attempt) {
       std::shared_ptr<Session> s = Current();
       base::Result<Rep> r = f(*s->meta);
@@ -239,6 +275,12 @@ class RemountingMetadataClient : public swift::MetadataClient {
   std::shared_ptr<Session> session_;
   std::mutex remount_mu_;  // serialises Remount; guards retired_
   std::vector<std::shared_ptr<Session>> retired_;
+  struct RpcMetric {
+    base::Counter* calls = nullptr;
+    base::Counter* errors = nullptr;
+    base::Histogram* seconds = nullptr;
+  };
+  RpcMetric rpc_[kMethodCount];
   Factory factory_;
   base::Counter* remounts_;
   std::function<void()> on_remount_;  // must not block
@@ -329,6 +371,7 @@ int Run(const AgentConfig& config) {
                                                      : config.RetryRPCPublicIPAddr;
     ropts.port = config.RetryRPCPort != 0 ? config.RetryRPCPort : info->retryrpc_port;
     ropts.ca_pem = ca_override.empty() ? info->root_ca_pem : ca_override;
+    ropts.registry = &registry;
     ropts.unique_id = info->mount_id;
     ropts.deadline_io = config.RetryRPCDeadlineIO;
     ropts.keepalive = config.RetryRPCKeepAlivePeriod;
@@ -358,6 +401,7 @@ int Run(const AgentConfig& config) {
         if (pfsfuse::Volume* v = hook_volume.load()) v->LeasesLost();
         upcalls.ServerForgotLeases();
       });
+  meta.RegisterMetrics(registry);
 
   // 3. Data path and filesystem core.
   swift::SwiftObjectStore objects(&transport);
@@ -442,12 +486,25 @@ int Run(const AgentConfig& config) {
     return h;
   };
   providers.stats_text = [&]() {
+    // The original's /stats lines (AGENT.md §14.2): the PFSAgent histograms, the retryrpc
+    // client's totals of the current mount, then ours in the same "total:" form.
+    auto s = meta.Current();
+    const swift::RetryRpcCounters rc = s->rpc->Counters();
+    const std::string rpc_group = base::ScrubStatName("proxyfs.retryrpc.ClientSide-" + s->mount_id);
+    auto total = [](const std::string& name, uint64_t v) {
+      return name + " total:" + std::to_string(v) + "\n";
+    };
     auto counts = leases->CountByState();
-    return "inodes " + std::to_string(volume->InodeCount()) + "\nopen handles " +
-           std::to_string(volume->OpenHandleCount()) + "\ndirty bytes " +
-           std::to_string(data->DirtyBytes()) + "\nshared leases " +
-           std::to_string(counts[lease::LeaseState::kSharedGranted]) + "\nexclusive leases " +
-           std::to_string(counts[lease::LeaseState::kExclusiveGranted]) + "\n";
+    return registry.RenderStats() + total(rpc_group + ".ReplyCalled", rc.replies) +
+           total(rpc_group + ".RetransmitsStarted", rc.retransmits) +
+           total(rpc_group + ".SendCalled", rc.requests) +
+           total(rpc_group + ".UpcallCalled", rc.upcalls) +
+           total("pfsagentd.Status.DirtyBytes", data->DirtyBytes()) +
+           total("pfsagentd.Status.ExclusiveLeases",
+                 counts[lease::LeaseState::kExclusiveGranted]) +
+           total("pfsagentd.Status.Inodes", volume->InodeCount()) +
+           total("pfsagentd.Status.OpenHandles", volume->OpenHandleCount()) +
+           total("pfsagentd.Status.SharedLeases", counts[lease::LeaseState::kSharedGranted]);
   };
   StatusServer status(config.HTTPServerIPAddr, config.HTTPServerTCPPort, registry, providers,
                       PFS_VERSION_STRING);

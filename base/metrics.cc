@@ -38,6 +38,72 @@ std::vector<double> Histogram::LatencyBuckets() {
           0.05,    0.1,    0.25,    0.5,    1,     2.5,    5,     10,   30,    60};
 }
 
+int Pow2Histogram::BucketOf(uint64_t v) {
+  if (v == 0) return 0;
+  int k = 63 - __builtin_clzll(v);  // 2^k <= v < 2^(k+1)
+  if (k == 63) return 64 + (v > 0xB504F333F9DE6484ull ? 1 : 0);
+  // Nearest power on a log scale: round up when v >= 2^k * sqrt(2), i.e. v^2 >= 2^(2k+1).
+  const unsigned __int128 sq = static_cast<unsigned __int128>(v) * v;
+  const unsigned __int128 mid = static_cast<unsigned __int128>(1) << (2 * k + 1);
+  return 1 + k + (sq >= mid ? 1 : 0);
+}
+
+std::string Pow2Histogram::BucketLabel(int i) {
+  if (i == 0) return "0";
+  const int exp = i - 1;
+  if (exp < 10) return std::to_string(uint64_t{1} << exp);
+  return "2^" + std::to_string(exp);
+}
+
+void Pow2Histogram::Record(uint64_t v) {
+  buckets_[BucketOf(v)].fetch_add(1, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+  total_.fetch_add(v, std::memory_order_relaxed);
+}
+
+std::string Pow2Histogram::Render(const std::string& name) const {
+  uint64_t counts[kBuckets];
+  int first = -1, last = -1;
+  for (int i = 0; i < kBuckets; ++i) {
+    counts[i] = buckets_[i].load(std::memory_order_relaxed);
+    if (counts[i] != 0) {
+      if (first < 0) first = i;
+      last = i;
+    }
+  }
+  const uint64_t count = Count();
+  const uint64_t total = Total();
+  std::string line = name + " avg:" + std::to_string(count ? total / count : 0) +
+                     " count:" + std::to_string(count) + " total:" + std::to_string(total);
+  for (int i = first; first >= 0 && i <= last; ++i) {
+    line += " " + BucketLabel(i) + ":" + std::to_string(counts[i]);
+  }
+  return line + "\n";
+}
+
+std::string ScrubStatName(const std::string& name) {
+  std::string out = name;
+  for (char& c : out) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || c == '*' || c == ':' || c == '#') c = '_';
+  }
+  return out;
+}
+
+Pow2Histogram* Registry::GetPow2Histogram(const std::string& stat_name) {
+  std::lock_guard lock(mu_);
+  auto& slot = stats_[ScrubStatName(stat_name)];
+  if (!slot) slot = std::make_unique<Pow2Histogram>();
+  return slot.get();
+}
+
+std::string Registry::RenderStats() const {
+  std::lock_guard lock(mu_);
+  std::string out;
+  for (const auto& [name, h] : stats_) out += h->Render(name);
+  return out;
+}
+
 Registry::Family& Registry::FamilyFor(const std::string& name, const std::string& help,
                                       Kind kind) {
   auto [it, inserted] = families_.try_emplace(name);

@@ -61,6 +61,34 @@ class Histogram {
   std::atomic<uint64_t> sum_micro_{0};  // sum in millionths of the observed unit
 };
 
+// A histogram of non-negative integers in buckets of powers of two, rendered in the original
+// agent's /stats line format (ProxyFS bucketstats "BucketLog2Round", AGENT.md §14.2). A value v
+// goes to the bucket whose nominal value is the power of two nearest to v on a log scale
+// (0 -> "0", 1 -> "1", 3 -> "4", 5 -> "4", 6 -> "8"); labels are the nominal values below 1024
+// and "2^N" from 1024 on. Unlike the original, total and avg are exact (not bucket means).
+// Record is lock-free (relaxed atomics).
+class Pow2Histogram {
+ public:
+  static constexpr int kBuckets = 66;  // "0", then 2^0 .. 2^64
+  void Record(uint64_t v);
+  uint64_t Count() const { return count_.load(std::memory_order_relaxed); }
+  uint64_t Total() const { return total_.load(std::memory_order_relaxed); }
+  uint64_t BucketCount(int i) const { return buckets_[i].load(std::memory_order_relaxed); }
+  static int BucketOf(uint64_t v);
+  static std::string BucketLabel(int i);
+  // "<name> avg:<a> count:<c> total:<t>" then " <label>:<count>" for every bucket from the
+  // first to the last non-empty one (none when empty), and a newline.
+  std::string Render(const std::string& name) const;
+
+ private:
+  std::atomic<uint64_t> buckets_[kBuckets] = {};
+  std::atomic<uint64_t> count_{0};
+  std::atomic<uint64_t> total_{0};
+};
+
+// The original's statistic-name scrubbing: whitespace, non-printables, '*', ':' and '#' -> '_'.
+std::string ScrubStatName(const std::string& name);
+
 class Registry {
  public:
   Registry() = default;
@@ -76,6 +104,12 @@ class Registry {
   Histogram* GetHistogram(const std::string& name, const std::string& help,
                           const std::string& labels = "",
                           std::vector<double> bounds = Histogram::LatencyBuckets());
+
+  // A statistic of the original's /stats (AGENT.md §14.2), e.g. "PFSAgent.FUSEDoReadBytes";
+  // created on first use, the pointer stays valid for the registry's life.
+  Pow2Histogram* GetPow2Histogram(const std::string& stat_name);
+  // Every Pow2Histogram, one line each, sorted by name (names scrubbed).
+  std::string RenderStats() const;
 
   // Prometheus text exposition format 0.0.4, families sorted by name.
   std::string RenderPrometheus() const;
@@ -101,6 +135,7 @@ class Registry {
 
   mutable std::mutex mu_;
   std::map<std::string, Family> families_;
+  std::map<std::string, std::unique_ptr<Pow2Histogram>> stats_;
 };
 
 }  // namespace base

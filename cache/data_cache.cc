@@ -153,6 +153,7 @@ class DataCacheImpl {
   base::Gauge* entries_gauge_;
   base::Histogram* flush_latency_;
   base::Histogram* segment_latency_;
+  base::Pow2Histogram* put_bytes_;  // the original's /stats PFSAgent.LogSegmentPutBytes
 
   LineCache lines_;
   ProvisionPool provision_;
@@ -201,6 +202,7 @@ DataCacheImpl::DataCacheImpl(CacheOptions o, swift::MetadataClient& md, swift::O
       flush_latency_(reg.GetHistogram("pfsagent_cache_flush_seconds", "Latency of Flush calls")),
       segment_latency_(reg.GetHistogram("pfsagent_cache_logsegment_seconds",
                                         "LogSegment open to RpcWrote acknowledged")),
+      put_bytes_(reg.GetPow2Histogram("PFSAgent.LogSegmentPutBytes")),
       lines_(os, o.line_size, o.line_count, LineCacheMetrics::Register(reg)),
       provision_(md, o.provision_pool,
                  reg.GetCounter("pfsagent_cache_provision_pool_hits_total",
@@ -622,6 +624,7 @@ void DataCacheImpl::CompleteInOrder(uint64_t ino, Lock& lk) {
     dirty_bytes_ -= bytes;
     dirty_gauge_->Add(-static_cast<int64_t>(bytes));
     segment_latency_->Observe(SecondsSince(seg->opened));
+    put_bytes_->Record(bytes);
     cv_.notify_all();
   }
   in->completing = false;

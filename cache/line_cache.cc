@@ -33,6 +33,7 @@ LineCacheMetrics LineCacheMetrics::Register(base::Registry& r) {
                                   "Readahead lines later used by a read");
   m.get_latency = r.GetHistogram("pfsagent_cache_line_get_seconds",
                                  "Latency of LogSegment line GETs");
+  m.get_usec = r.GetPow2Histogram("PFSAgent.LogSegmentGetUsec");
   return m;
 }
 
@@ -64,8 +65,10 @@ void LineCache::RemoveIfSame(const Key& k, const std::shared_ptr<Line>& line) {
 void LineCache::Fill(const ObjectRef& obj, uint64_t idx, const std::shared_ptr<Line>& line) {
   auto t0 = std::chrono::steady_clock::now();
   auto r = os_.GetRange(obj.container, obj.object, idx * line_size_, line_size_);
-  m_.get_latency->Observe(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  const auto took = std::chrono::steady_clock::now() - t0;
+  m_.get_latency->Observe(std::chrono::duration<double>(took).count());
+  m_.get_usec->Record(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(took).count()));
   if (!r.ok()) {
     m_.fill_errors->Inc();
     RemoveIfSame(Key{obj.segment_number, idx}, line);

@@ -49,6 +49,7 @@ struct LineCacheMetrics {
   base::Counter* readahead_issued;
   base::Counter* readahead_used;
   base::Histogram* get_latency;
+  base::Pow2Histogram* get_usec;  // the original's /stats PFSAgent.LogSegmentGetUsec
   static LineCacheMetrics Register(base::Registry& r);
 };
 

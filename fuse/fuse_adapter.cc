@@ -307,6 +307,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 }
 
 void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  Self(req)->RecordIoSize(false, size);
   Handle(req, kRead, ino, [&](Scope& s, bool& replied) {
     auto r = Vol(req).Read(ino, fi->fh, static_cast<uint64_t>(off), size);
     replied = true;
@@ -320,6 +321,7 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
 
 void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
              fuse_file_info* fi) {
+  Self(req)->RecordIoSize(true, size);
   Handle(req, kWrite, ino, [&](Scope& s, bool& replied) {
     auto r = Vol(req).Write(ino, fi->fh, static_cast<uint64_t>(off), std::string_view(buf, size));
     replied = true;
@@ -559,6 +561,8 @@ FuseAdapter::FuseAdapter(Volume& volume, MountOptions options, base::Registry* r
       metrics_[i].seconds = registry->GetHistogram(
           "pfsagent_fuse_op_seconds", "FUSE request latency in seconds", label);
     }
+    read_sizes_ = registry->GetPow2Histogram("PFSAgent.FUSEDoReadBytes");
+    write_sizes_ = registry->GetPow2Histogram("PFSAgent.FUSEDoWriteBytes");
     invalidations_ = registry->GetCounter(
         "pfsagent_fuse_invalidations_total",
         "Kernel cache invalidations sent for inodes whose lease was given up or lost");

@@ -87,6 +87,11 @@ class FuseAdapter {
   Volume& volume() { return volume_; }
   void OnInit(void* conn);
   void CountOp(int op, bool error, double seconds);
+  // Requested size of a READ / size of a WRITE (the original's /stats FUSEDoReadBytes and
+  // FUSEDoWriteBytes).
+  void RecordIoSize(bool write, size_t size) {
+    if (base::Pow2Histogram* h = write ? write_sizes_ : read_sizes_) h->Record(size);
+  }
 
  private:
   void StartNotifier();
@@ -107,6 +112,8 @@ class FuseAdapter {
   std::thread notifier_;
   base::Counter* invalidations_ = nullptr;
   base::Counter* invalidation_errors_ = nullptr;
+  base::Pow2Histogram* read_sizes_ = nullptr;
+  base::Pow2Histogram* write_sizes_ = nullptr;
   struct OpMetrics {
     base::Counter* ops = nullptr;
     base::Counter* errors = nullptr;

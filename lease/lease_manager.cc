@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
@@ -89,6 +90,10 @@ LeaseManager::LeaseManager(swift::MetadataClient& client, base::Registry& regist
                                                "RpcLease requests sent, by type", label);
     request_latency_[t] = registry.GetHistogram("pfsagent_lease_request_duration_seconds",
                                                 "RpcLease round-trip time, by type", label);
+    // The original's /stats name, e.g. PFSAgent.LeaseRequests_Shared_Usec.
+    std::string stat = std::string("PFSAgent.LeaseRequests_") + RequestName(t) + "_Usec";
+    stat[23] = static_cast<char>(std::toupper(static_cast<unsigned char>(stat[23])));
+    request_usec_[t] = registry.GetPow2Histogram(stat);
   }
   for (auto r : {j::LeaseReplyType::kDenied, j::LeaseReplyType::kShared,
                  j::LeaseReplyType::kPromoted, j::LeaseReplyType::kExclusive,
@@ -215,7 +220,10 @@ base::Result<j::LeaseReplyType> LeaseManager::Rpc(uint64_t ino, j::LeaseRequestT
   req.LeaseRequestType = type;
   auto t0 = Clock::now();
   auto r = client_.Lease(req);
-  request_latency_.at(type)->Observe(std::chrono::duration<double>(Clock::now() - t0).count());
+  const auto took = Clock::now() - t0;
+  request_latency_.at(type)->Observe(std::chrono::duration<double>(took).count());
+  request_usec_.at(type)->Record(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(took).count()));
   if (!r.ok()) {
     request_errors_->Inc();
     return r.error().Wrap(std::string("RpcLease ") + RequestName(type) + " inode " +

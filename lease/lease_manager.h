@@ -192,6 +192,7 @@ class LeaseManager {
   std::map<LeaseState, base::Gauge*> state_gauges_;
   std::map<j::LeaseRequestType, base::Counter*> request_counters_;
   std::map<j::LeaseRequestType, base::Histogram*> request_latency_;
+  std::map<j::LeaseRequestType, base::Pow2Histogram*> request_usec_;
   std::map<j::LeaseReplyType, base::Counter*> reply_counters_;
   base::Counter* request_errors_;
   std::map<j::RPCInterruptType, base::Counter*> interrupt_counters_;

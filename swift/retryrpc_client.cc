@@ -144,11 +144,38 @@ struct RetryRpcClient::Impl {
   std::function<void(const std::string&)> upcall_handler;
   std::mutex close_mu;  // serializes Close() against posting new calls
   bool closed = false;  // guarded by close_mu
-  std::atomic<uint64_t> n_requests{0}, n_retransmits{0}, n_reconnects{0}, n_upcalls{0},
-      n_timeouts{0}, n_connect_failures{0};
+  // A count of this client, mirrored in the registry's counter when there is one.
+  struct Count {
+    std::atomic<uint64_t> n{0};
+    base::Counter* shared = nullptr;
+    void Inc() {
+      n.fetch_add(1, std::memory_order_relaxed);
+      if (shared) shared->Inc();
+    }
+    uint64_t load() const { return n.load(std::memory_order_relaxed); }
+  };
+  Count n_requests, n_replies, n_retransmits, n_reconnects, n_upcalls, n_timeouts,
+      n_connect_failures;
 };
 
 RetryRpcClient::Impl::Impl(RetryRpcOptions o) : opt(std::move(o)) {
+  if (opt.registry != nullptr) {
+    base::Registry& r = *opt.registry;
+    n_requests.shared = r.GetCounter("pfsagent_retryrpc_requests_total",
+                                     "retryrpc requests sent (each call once)");
+    n_replies.shared = r.GetCounter("pfsagent_retryrpc_replies_total",
+                                    "retryrpc replies received for outstanding calls");
+    n_retransmits.shared = r.GetCounter("pfsagent_retryrpc_retransmits_total",
+                                        "retryrpc requests re-sent after a reconnect");
+    n_reconnects.shared = r.GetCounter("pfsagent_retryrpc_reconnects_total",
+                                       "retryrpc connections re-established after a break");
+    n_upcalls.shared = r.GetCounter("pfsagent_retryrpc_upcalls_total",
+                                    "retryrpc upcall frames received (lease interrupts)");
+    n_timeouts.shared = r.GetCounter("pfsagent_retryrpc_timeouts_total",
+                                     "retryrpc calls failed with ETIMEDOUT (server unreachable)");
+    n_connect_failures.shared = r.GetCounter("pfsagent_retryrpc_connect_failures_total",
+                                             "retryrpc dial attempts failed (TCP, TLS, deadline)");
+  }
   boost::system::error_code ec;
   auto addr = asio::ip::make_address(opt.host, ec);
   if (ec) {
@@ -204,7 +231,7 @@ void RetryRpcClient::Impl::StartCall(const std::shared_ptr<PendingCall>& p,
   o.frame = frame;
   o.start = now;
   o.method = method;
-  n_requests.fetch_add(1);
+  n_requests.Inc();
   if (state == State::kConnected) {
     o.sent = true;
     Send(conn, frame);
@@ -267,7 +294,7 @@ void RetryRpcClient::Impl::DialFailed(std::shared_ptr<Conn> c, const std::string
   if (c != conn) return;
   CloseConn(c);
   conn.reset();
-  n_connect_failures.fetch_add(1);
+  n_connect_failures.Inc();
   if (!logged_unreachable) {
     spdlog::warn("retryrpc: cannot reach {}:{}: {} (retrying with backoff)", opt.host, opt.port,
                  reason);
@@ -296,7 +323,7 @@ void RetryRpcClient::Impl::Established(const std::shared_ptr<Conn>& c) {
   connected.store(true);
   c->established_at = Clock::now();
   if (ever_connected) {
-    n_reconnects.fetch_add(1);
+    n_reconnects.Inc();
     spdlog::info("retryrpc: reconnected to {}:{} (generation {}), re-sending {} request(s)",
                  opt.host, opt.port, c->gen, outstanding.size());
   }
@@ -306,7 +333,7 @@ void RetryRpcClient::Impl::Established(const std::shared_ptr<Conn>& c) {
   Send(c, std::make_shared<const std::string>(retryrpc::EncodeFrame(
               retryrpc::MsgType::kPassId, retryrpc::EncodePassIdBody(opt.unique_id))));
   for (auto& [id, o] : outstanding) {
-    if (o.sent) n_retransmits.fetch_add(1);
+    if (o.sent) n_retransmits.Inc();
     o.sent = true;
     Send(c, o.frame);
   }
@@ -408,12 +435,13 @@ void RetryRpcClient::Impl::OnFrame(const std::shared_ptr<Conn>& c, uint16_t type
     }
     auto call = it->second.call;
     Finish(rep->requestid);
+    n_replies.Inc();
     RpcReply r;
     r.errstr = std::move(rep->errstr);
     r.result = std::move(rep->result);
     call->Complete(std::move(r));
   } else if (type == static_cast<uint16_t>(retryrpc::MsgType::kUpcall)) {
-    n_upcalls.fetch_add(1);
+    n_upcalls.Inc();
     std::function<void(const std::string&)> h;
     {
       std::lock_guard<std::mutex> l(handler_mu);
@@ -504,7 +532,7 @@ void RetryRpcClient::Impl::OnTick() {
     auto call = it->second.call;
     std::string method = it->second.method;
     Finish(id);  // abandoned: counts as finished for highestReplySeen
-    n_timeouts.fetch_add(1);
+    n_timeouts.Inc();
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(opt.call_timeout).count();
     call->Complete(Error(ETIMEDOUT, "retryrpc " + method + ": server " + opt.host + ":" +
                                         std::to_string(opt.port) + " unreachable for " +
@@ -601,6 +629,7 @@ void RetryRpcClient::Close() {
 RetryRpcCounters RetryRpcClient::Counters() const {
   RetryRpcCounters c;
   c.requests = impl_->n_requests.load();
+  c.replies = impl_->n_replies.load();
   c.retransmits = impl_->n_retransmits.load();
   c.reconnects = impl_->n_reconnects.load();
   c.upcalls = impl_->n_upcalls.load();

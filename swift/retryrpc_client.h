@@ -41,6 +41,7 @@
 #include <memory>
 #include <string>
 
+#include "base/metrics.h"
 #include "base/result.h"
 #include "swift/jrpcfs_codec.h"
 
@@ -57,11 +58,15 @@ struct RetryRpcOptions {
   std::chrono::nanoseconds call_timeout{std::chrono::seconds(60)};
   std::chrono::nanoseconds backoff_initial{std::chrono::milliseconds(100)};
   std::chrono::nanoseconds backoff_max{std::chrono::seconds(5)};
+  // Optional: connection-level counters (pfsagent_retryrpc_*_total) are also added here, so
+  // they keep counting across the clients of successive mounts. Must outlive the client.
+  base::Registry* registry = nullptr;
 };
 
 // Snapshot of the client's counters (monotonic since construction).
 struct RetryRpcCounters {
   uint64_t requests = 0;     // calls sent (each counted once)
+  uint64_t replies = 0;      // replies matched to an outstanding call
   uint64_t retransmits = 0;  // request frames re-sent after a reconnect
   uint64_t reconnects = 0;   // successful connections after the first one
   uint64_t upcalls = 0;      // upcall frames received

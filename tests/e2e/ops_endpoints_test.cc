@@ -21,6 +21,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <catch2/catch.hpp>
+#include <map>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
@@ -142,12 +144,57 @@ TEST_CASE("ops e2e: every endpoint of a running agent, and no secret anywhere", 
   CHECK(r.body.find("pfsagent_fuse_ops_total{") != std::string::npos);
   CHECK(r.body.find("pfsagent_status_http_requests_total{path=\"/version\"}") !=
         std::string::npos);
+  // Metadata RPCs by method, and the retryrpc connection counters.
+  CHECK(r.body.find("pfsagent_rpc_requests_total{method=\"RpcCreate\"} 1\n") != std::string::npos);
+  CHECK(r.body.find("pfsagent_rpc_duration_seconds_count{method=\"RpcGetStat\"}") !=
+        std::string::npos);
+  CHECK(r.body.find("pfsagent_rpc_errors_total{method=\"RpcWrote\"} 0\n") != std::string::npos);
+  CHECK(r.body.find("\npfsagent_retryrpc_requests_total ") != std::string::npos);
+  CHECK(r.body.find("\npfsagent_retryrpc_replies_total ") != std::string::npos);
   const std::string metrics = r.body;
 
   r = Fetch(port, "/stats");
   CHECK(r.status == 200);
   CHECK(r.content_type.rfind("text/plain", 0) == 0);
   const std::string stats = r.body;
+  {
+    // The original's /stats lines (AGENT.md §14.2): "<name> avg:<a> count:<c> total:<t>" plus
+    // "<bucket>:<count>" pairs for histograms, "<name> total:<n>" for totals.
+    INFO(stats);
+    std::istringstream lines(stats);
+    std::string line;
+    std::map<std::string, std::string> by_name;
+    while (std::getline(lines, line)) {
+      const auto sp = line.find(' ');
+      REQUIRE(sp != std::string::npos);
+      by_name[line.substr(0, sp)] = line.substr(sp + 1);
+      std::istringstream tokens(line.substr(sp + 1));
+      std::string tok;
+      while (tokens >> tok) CHECK(tok.find(':') != std::string::npos);
+    }
+    for (const char* h : {"PFSAgent.FUSEDoReadBytes", "PFSAgent.FUSEDoWriteBytes",
+                          "PFSAgent.LogSegmentGetUsec", "PFSAgent.LogSegmentPutBytes",
+                          "PFSAgent.LeaseRequests_Shared_Usec",
+                          "PFSAgent.LeaseRequests_Exclusive_Usec"}) {
+      INFO(h);
+      REQUIRE(by_name.count(h) == 1);
+      CHECK(by_name[h].rfind("avg:", 0) == 0);
+    }
+    // One WRITE of 10 bytes: bucket "8" (10 is nearer to 8 than to 16 on a log scale).
+    CHECK(by_name["PFSAgent.FUSEDoWriteBytes"] == "avg:10 count:1 total:10 8:1");
+    CHECK(by_name["PFSAgent.LogSegmentPutBytes"] == "avg:10 count:1 total:10 8:1");
+    bool send_called = false;
+    for (const auto& [name, v] : by_name) {
+      if (name.rfind("proxyfs.retryrpc.ClientSide-", 0) == 0 &&
+          name.size() > 11 && name.substr(name.size() - 11) == ".SendCalled") {
+        send_called = true;
+        CHECK(v.rfind("total:", 0) == 0);
+        CHECK(std::stoull(v.substr(6)) >= 3);
+      }
+    }
+    CHECK(send_called);
+    CHECK(by_name["pfsagentd.Status.DirtyBytes"] == "total:0");
+  }
 
   r = Fetch(port, "/leases");
   CHECK(r.status == 200);

@@ -80,3 +80,46 @@ TEST_CASE("Registry renders Prometheus text with HELP and TYPE", "[base]") {
   REQUIRE(text.find("pfs_flush_seconds_bucket{le=\"+Inf\"} 3\n") != std::string::npos);
   REQUIRE(text.find("pfs_flush_seconds_count 3\n") != std::string::npos);
 }
+
+TEST_CASE("Pow2Histogram buckets to the nearest power of two and renders the original /stats line",
+          "[base]") {
+  using base::Pow2Histogram;
+  CHECK(Pow2Histogram::BucketOf(0) == 0);
+  CHECK(Pow2Histogram::BucketOf(1) == 1);
+  CHECK(Pow2Histogram::BucketOf(2) == 2);
+  CHECK(Pow2Histogram::BucketOf(3) == 3);  // 3 >= 2*sqrt(2): nearer to 4 on a log scale
+  CHECK(Pow2Histogram::BucketOf(5) == 3);  // 5 < 4*sqrt(2) = 5.66: "4"
+  CHECK(Pow2Histogram::BucketOf(6) == 4);  // "8"
+  CHECK(Pow2Histogram::BucketOf(1024) == 11);
+  CHECK(Pow2Histogram::BucketOf(UINT64_MAX) == 65);
+  CHECK(Pow2Histogram::BucketOf(uint64_t{1} << 63) == 64);
+  CHECK(Pow2Histogram::BucketLabel(0) == "0");
+  CHECK(Pow2Histogram::BucketLabel(3) == "4");
+  CHECK(Pow2Histogram::BucketLabel(10) == "512");
+  CHECK(Pow2Histogram::BucketLabel(11) == "2^10");
+  CHECK(Pow2Histogram::BucketLabel(65) == "2^64");
+
+  Pow2Histogram h;
+  CHECK(h.Render("PFSAgent.X") == "PFSAgent.X avg:0 count:0 total:0\n");
+  h.Record(4);
+  h.Record(4);
+  h.Record(1000);  // nearer to 1024 than to 512
+  h.Record(1 << 20);
+  CHECK(h.Count() == 4);
+  CHECK(h.Total() == 4 + 4 + 1000 + (1 << 20));
+  const std::string line = h.Render("PFSAgent.X");
+  CHECK(line.rfind("PFSAgent.X avg:262396 count:4 total:1049584 4:2 8:0 16:0 32:0 64:0 128:0 "
+                   "256:0 512:0 2^10:1 2^11:0",
+                   0) == 0);
+  CHECK(line.find(" 2^20:1\n") == line.size() - 8);
+
+  base::Registry reg;
+  reg.GetPow2Histogram("PFSAgent.B")->Record(7);
+  reg.GetPow2Histogram("PFSAgent.A")->Record(0);
+  CHECK(reg.GetPow2Histogram("PFSAgent.A") == reg.GetPow2Histogram("PFSAgent.A"));
+  reg.GetPow2Histogram("proxyfs.retryrpc.ClientSide-a b:c#d*e");
+  CHECK(reg.RenderStats() ==
+        "PFSAgent.A avg:0 count:1 total:0 0:1\n"
+        "PFSAgent.B avg:7 count:1 total:7 8:1\n"
+        "proxyfs.retryrpc.ClientSide-a_b_c_d_e avg:0 count:0 total:0\n");
+}
