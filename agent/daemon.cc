@@ -604,16 +604,21 @@ int Run(const AgentConfig& config) {
   std::mutex watchdog_mu;
   std::condition_variable watchdog_cv;
   bool watchdog_stop = false;
+  // It also renews the auth token again after a failed renewal (TokenRetrier), so /health and
+  // the credentials recover without waiting for the next 401.
+  TokenRetrier token_retrier([&tokens] { return tokens.Status(); }, tokens);
   std::thread watchdog([&]() {
     std::unique_lock<std::mutex> l(watchdog_mu);
     auto period = std::chrono::milliseconds(500);
     while (!watchdog_cv.wait_for(l, period, [&] { return watchdog_stop; })) {
       period = std::chrono::milliseconds(500);
-      if (!meta.Current()->rpc->MountLost()) continue;
       l.unlock();
-      auto pong = meta.Ping(j::PingReq{"pfsagentd mount watchdog"});
+      (void)token_retrier.Tick(std::chrono::steady_clock::now());
+      if (meta.Current()->rpc->MountLost()) {
+        auto pong = meta.Ping(j::PingReq{"pfsagentd mount watchdog"});
+        if (!pong.ok()) period = std::chrono::seconds(5);  // server down: do not spin on mounts
+      }
       l.lock();
-      if (!pong.ok()) period = std::chrono::seconds(5);  // server down: do not spin on mounts
     }
   });
   auto stop_watchdog = [&]() {

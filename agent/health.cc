@@ -1,5 +1,8 @@
 #include "agent/health.h"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <chrono>
 
 namespace agent {
@@ -59,6 +62,44 @@ std::string HealthReport::ToText() const {
     out += '\n';
   }
   return out;
+}
+
+TokenRetrier::TokenRetrier(std::function<plugins::TokenStatus()> status,
+                           plugins::TokenSource& source, std::chrono::milliseconds first_delay,
+                           std::chrono::milliseconds max_delay)
+    : status_(std::move(status)),
+      source_(source),
+      first_(first_delay),
+      max_(std::max(first_delay, max_delay)),
+      delay_(first_delay) {}
+
+bool TokenRetrier::Tick(Clock::time_point now) {
+  const plugins::TokenStatus s = status_();
+  if (s.shut_down || !s.has_token || !s.last_fetch_failed) {
+    waiting_ = false;  // healthy (or nothing we can do): start from the first delay next time
+    delay_ = first_;
+    return false;
+  }
+  if (!waiting_) {  // a new failure: give the auth service a moment before the first retry
+    waiting_ = true;
+    next_ = now + delay_;
+    return false;
+  }
+  if (now < next_) return false;
+  ++attempts_;
+  auto r = source_.Renew(s.generation);
+  if (r.ok()) {
+    spdlog::info("auth token renewed in the background after a failed renewal (generation {})",
+                 r->generation);
+    waiting_ = false;
+    delay_ = first_;
+  } else {
+    delay_ = std::min(max_, delay_ * 2);
+    next_ = now + delay_;
+    spdlog::warn("background token renewal failed ({}); next try in {} ms", r.error().Message(),
+                 delay_.count());
+  }
+  return true;
 }
 
 }  // namespace agent

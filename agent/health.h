@@ -6,6 +6,8 @@
 // Value type; thread-safe to copy.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -38,5 +40,30 @@ struct HealthReport {
 // credentials generation and age, or the failure (plug-in error text, one line, at most 200
 // characters; it never contains the token or the plug-in's environment value).
 HealthCheck TokenCheck(const plugins::TokenStatus& status);
+
+// After a failed token renewal, renews again in the background (first after `first_delay`,
+// then doubling up to `max_delay`) instead of waiting for the next 401: the "token" check and
+// the credentials recover once the auth service is back, also on an idle mount. Tick() is
+// called periodically by one thread (the daemon's watchdog); it may block for one renewal
+// (bounded by the plug-in host's timeout). Not thread-safe (one caller).
+class TokenRetrier {
+ public:
+  using Clock = std::chrono::steady_clock;
+  TokenRetrier(std::function<plugins::TokenStatus()> status, plugins::TokenSource& source,
+               std::chrono::milliseconds first_delay = std::chrono::seconds(5),
+               std::chrono::milliseconds max_delay = std::chrono::seconds(60));
+  // Returns true when it attempted a renewal (`now`: the caller's clock reading).
+  bool Tick(Clock::time_point now);
+  uint64_t attempts() const { return attempts_; }
+
+ private:
+  std::function<plugins::TokenStatus()> status_;
+  plugins::TokenSource& source_;
+  const std::chrono::milliseconds first_, max_;
+  std::chrono::milliseconds delay_;
+  bool waiting_ = false;       // a failure was seen; next_ is when to try
+  Clock::time_point next_{};
+  uint64_t attempts_ = 0;
+};
 
 }  // namespace agent

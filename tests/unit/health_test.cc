@@ -154,3 +154,46 @@ TEST_CASE("token check when the plug-in never produced a token", "[health]") {
   REQUIRE_FALSE(host.ok());  // Start reports it; a host object never exists without a token
   CHECK(host.error().Message().find(kSecret) == std::string::npos);
 }
+
+TEST_CASE("TokenRetrier renews in the background after a failed renewal, with backoff",
+          "[health]") {
+  TempDir dir;
+  auto host = plugins::PluginHost::Start(FlakyPlugin(dir));
+  REQUIRE(host.ok());
+  plugins::PluginHost& h = **host;
+  agent::TokenRetrier retrier([&h] { return h.Status(); }, h, 100ms, 400ms);
+  using Clock = agent::TokenRetrier::Clock;
+  const Clock::time_point t0 = Clock::now();
+
+  // Healthy: nothing to do, ever.
+  CHECK_FALSE(retrier.Tick(t0));
+  CHECK_FALSE(retrier.Tick(t0 + 10s));
+  CHECK(retrier.attempts() == 0);
+
+  // A renewal after a 401 fails: the first background retry waits for the first delay.
+  std::ofstream(dir.path + "/broken") << "1";
+  REQUIRE_FALSE(h.Renew(1).ok());
+  CHECK_FALSE(retrier.Tick(t0));            // failure noticed, retry scheduled at t0+100ms
+  CHECK_FALSE(retrier.Tick(t0 + 99ms));
+  CHECK(retrier.Tick(t0 + 100ms));          // tries; still broken -> next delay 200ms
+  CHECK(retrier.attempts() == 1);
+  CHECK(h.Status().last_fetch_failed);
+  CHECK_FALSE(retrier.Tick(t0 + 299ms));
+  CHECK(retrier.Tick(t0 + 300ms));          // still broken -> 400ms (the maximum)
+  CHECK_FALSE(retrier.Tick(t0 + 699ms));
+  CHECK(retrier.Tick(t0 + 700ms));          // still broken -> 400ms (capped)
+  CHECK_FALSE(retrier.Tick(t0 + 1099ms));
+  CHECK(retrier.attempts() == 3);
+  CHECK_FALSE(agent::TokenCheck(h.Status()).ok);
+
+  // The auth service recovers: the next background retry renews without any 401.
+  REQUIRE(std::remove((dir.path + "/broken").c_str()) == 0);
+  CHECK(retrier.Tick(t0 + 1100ms));
+  CHECK(retrier.attempts() == 4);
+  auto st = h.Status();
+  CHECK_FALSE(st.last_fetch_failed);
+  CHECK(st.generation == 2);
+  CHECK(agent::TokenCheck(st).ok);
+  CHECK_FALSE(retrier.Tick(t0 + 100s));  // healthy again: nothing more
+  CHECK(retrier.attempts() == 4);
+}
