@@ -11,10 +11,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <memory>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -24,6 +27,17 @@
 #include "tests/emulator/emulator_process.h"
 
 namespace e2e {
+
+// `n` pseudo-random bytes, the same for the same seed (test data that no offset mix-up hides).
+inline std::string Pattern(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t v = rng();
+    std::memcpy(&s[i], &v, std::min<size_t>(8, n - i));
+  }
+  return s;
+}
 
 inline std::string MakeTempDir(const std::string& tag) {
   std::string t = "/tmp/pfse2e_" + tag + "_XXXXXX";

@@ -62,15 +62,7 @@ struct Volume {
 
 int Err(int rc) { return rc == 0 ? 0 : errno; }
 
-std::string Pattern(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; i += 8) {
-    uint64_t v = rng();
-    std::memcpy(&s[i], &v, std::min<size_t>(8, n - i));
-  }
-  return s;
-}
+using e2e::Pattern;
 
 // Runs f() in a child process with uid/gid 1000 and returns its exit code (f's return value).
 template <typename F>

@@ -29,15 +29,7 @@ namespace {
 using e2e::AgentProcess;
 using emulator::EmulatorProcess;
 
-std::string Pattern(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; i += 8) {
-    uint64_t v = rng();
-    std::memcpy(&s[i], &v, std::min<size_t>(8, n - i));
-  }
-  return s;
-}
+using e2e::Pattern;
 
 struct TwoAgents {
   explicit TwoAgents(std::vector<std::string> extra = {}) {

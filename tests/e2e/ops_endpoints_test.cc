@@ -41,15 +41,7 @@ using e2e::Fetch;
 using e2e::FreePort;
 using e2e::WaitReady;
 
-std::string Pattern(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; i += 8) {
-    uint64_t v = rng();
-    std::memcpy(&s[i], &v, std::min<size_t>(8, n - i));
-  }
-  return s;
-}
+using e2e::Pattern;
 
 // Secrets of the harness configuration: the AuthKey "testing" and tokens "AUTH_tk<32 hex>".
 void CheckNoSecret(const std::string& where, const std::string& text) {
