@@ -9,6 +9,8 @@
 #        $'ReadDirPlusEnabled: true')
 #        PT_OPTS (extra passthrough_ll options, e.g. "-o cache=always" so the ceiling also keeps
 #        the page cache across opens, as the agent does for unchanged files)
+#        META (default 1: afterwards run tests/bench/meta_bench.sh, the metadata workloads with
+#        the emulator's `real` latency profile, with META_N files, default 1000; 0 skips it)
 # Besides the table it prints, per agent workload, the server RPCs one run made (emulator
 # counters), e.g. to see how many RPCs a close or an `ls -l` costs.
 # Targets (ratio agent/passthrough): warm seq read >= 0.7, cold >= 0.5, seq write >= 0.5,
@@ -198,3 +200,10 @@ done
 BUDGET_KB=$(( LINE_COUNT * 1024 + 64 * 1024 ))
 echo "pfsagentd peak RSS (VmHWM, last agent process): ${HWM} kB; budget (read cache $LINE_COUNT MiB + 64 MiB): ${BUDGET_KB} kB"
 stop_agent
+
+# Metadata workloads with server latency (tests/bench/meta_bench.sh; META=0 skips them). Its own
+# N is META_N (default 1000), not this script's NFILES.
+if [[ ${META:-1} != 0 ]]; then
+  echo
+  META_N=${META_N:-1000} RUNS=$RUNS AGENT=$AGENT tests/bench/meta_bench.sh "$BUILD"
+fi

@@ -5,6 +5,7 @@
 #include <boost/asio/ip/address.hpp>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <type_traits>
 
@@ -59,6 +60,9 @@ base::Status ParseHostPort(const std::string& flag, const std::string& v, std::s
 base::Result<ParsedArgs> ParseArgs(const std::vector<std::string>& args) {
   ParsedArgs out;
   bool have_listen = false, have_rpc = false, have_user = false;
+  std::string profile = "none";
+  std::vector<std::string> rpc_latency;
+  std::optional<std::chrono::microseconds> object_latency;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "-h" || a == "--help") {
@@ -68,7 +72,8 @@ base::Result<ParsedArgs> ParseArgs(const std::vector<std::string>& args) {
     static const char* kFlags[] = {"--listen",   "--rpc-listen",     "--account",
                                    "--user",     "--data-dir",       "--token-life",
                                    "--log-level", "--lease-min",     "--lease-interval",
-                                   "--lease-limit"};
+                                   "--lease-limit", "--rpc-latency", "--object-latency",
+                                   "--latency-profile"};
     bool known = false;
     for (const char* k : kFlags) known = known || a == k;
     if (!known) return base::Error(EINVAL, "unknown argument '" + a + "'");
@@ -116,6 +121,17 @@ base::Result<ParsedArgs> ParseArgs(const std::vector<std::string>& args) {
         return base::Error(EINVAL, "--lease-limit: bad number '" + v + "'");
       }
       o.lease_limit = static_cast<uint32_t>(std::stoul(v));
+    } else if (a == "--latency-profile") {
+      if (!LatencyProfile(v).ok()) {
+        return base::Error(EINVAL, "--latency-profile: unknown profile '" + v + "' (real or none)");
+      }
+      profile = v;
+    } else if (a == "--rpc-latency") {
+      rpc_latency.push_back(v);
+    } else if (a == "--object-latency") {
+      auto d = ParseLatency(v);
+      if (!d.ok()) return base::Error(EINVAL, "--object-latency: " + d.error().Message());
+      object_latency = *d;
     } else {
       return base::Error(EINVAL, "unknown argument '" + a + "'");
     }
@@ -123,6 +139,13 @@ base::Result<ParsedArgs> ParseArgs(const std::vector<std::string>& args) {
   if (!have_listen) return base::Error(EINVAL, "--listen is required");
   if (!have_rpc) return base::Error(EINVAL, "--rpc-listen is required");
   if (!have_user) out.options.users = {{"test:tester", "testing"}};
+  LatencySettings& ls = out.options.latency;
+  ls = *LatencyProfile(profile);
+  for (const auto& v : rpc_latency) PFS_RETURN_IF_ERROR(ApplyRpcLatencyFlag(v, &ls));
+  if (object_latency) {
+    ls.object = *object_latency;
+    ls.profile = "custom";
+  }
   return out;
 }
 
@@ -143,7 +166,7 @@ Json ToOrdered(J&& j) {
 
 class EmulatorImpl : public Emulator {
  public:
-  explicit EmulatorImpl(EmulatorOptions o) : opts_(std::move(o)) {}
+  explicit EmulatorImpl(EmulatorOptions o) : opts_(std::move(o)), latency_(opts_.latency) {}
   ~EmulatorImpl() override { Stop(); }
 
   base::Status Init() {
@@ -179,6 +202,7 @@ class EmulatorImpl : public Emulator {
     const bool debug = opts_.log_level == "debug" || opts_.log_level == "trace";
     ro.log_warnings = opts_.log_level != "error" && opts_.log_level != "off";
     ro.log_rpcs = debug;
+    ro.reply_delay = [this](const std::string& method) { return latency_.Rpc(method); };
     rpc_ = std::make_unique<RetryRpcServer>(
         ro, &counters_,
         [this](const std::string&, const std::string& method, const Json& params0) {
@@ -193,6 +217,7 @@ class EmulatorImpl : public Emulator {
     ho.users = opts_.users;
     ho.token_life = opts_.token_life;
     ho.log_requests = debug;
+    ho.latency = &latency_;
     http_ = std::make_unique<HttpFront>(
         ho, storage_.get(), &faults_, &counters_,
         [this](const std::string& method, const Json& params0) {
@@ -390,8 +415,15 @@ class EmulatorImpl : public Emulator {
       faults_.SetDenyLeases(a.value("enabled", true));
       return {200, ok};
     }
+    if (verb == "latency") {
+      if (auto st = latency_.ApplyControl(a); !st.ok()) {
+        return {400, {{"error", st.error().Message()}}};
+      }
+      return {200, {{"ok", true}, {"latency", latency_.ToJson()}}};
+    }
     if (verb == "counters") {
       nlohmann::json j = counters_.ToJson();
+      j["latency"] = latency_.ToJson();
       LeaseStats ls = core_->GetLeaseStats();
       j["leases_granted"] = ls.granted_shared + ls.granted_exclusive + ls.promoted;
       j["leases_revoked"] = ls.expiries;
@@ -415,6 +447,7 @@ class EmulatorImpl : public Emulator {
   bool stopped_ = false;
   Counters counters_;
   Faults faults_;
+  LatencyModel latency_;  // before rpc_/http_, which use it
   std::unique_ptr<ObjectStorage> storage_;
   std::unique_ptr<FsCore> core_;
   std::unique_ptr<RetryRpcServer> rpc_;

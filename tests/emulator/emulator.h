@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/result.h"
+#include "tests/emulator/latency.h"
 
 namespace emulator {
 
@@ -32,6 +33,8 @@ struct EmulatorOptions {
   std::chrono::milliseconds lease_min{250};
   std::chrono::milliseconds lease_interval{250};
   uint32_t lease_limit = 20;
+  // --latency-profile, then --rpc-latency (in order), then --object-latency.
+  LatencySettings latency;
 };
 
 struct ParsedArgs {

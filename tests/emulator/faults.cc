@@ -1,5 +1,6 @@
 #include "tests/emulator/faults.h"
 
+#include <algorithm>
 #include <cerrno>
 
 namespace emulator {
@@ -144,7 +145,7 @@ void Faults::Clear() {
   deny_leases_.store(false);
 }
 
-bool Faults::Sleep(std::chrono::milliseconds d) {
+bool Faults::Sleep(std::chrono::microseconds d) {
   std::unique_lock<std::mutex> l(mu_);
   return !cv_.wait_for(l, d, [this] { return shutdown_; });
 }
@@ -191,7 +192,23 @@ nlohmann::json Counters::ToJson() const {
     for (const auto& [k, v] : rpcs_) m[k] = v;
   }
   j["rpcs"] = m;
+  std::lock_guard<std::mutex> l(mu_);
+  j["critical_path"] = rt_done_max_;
+  j["max_in_flight"] = rt_in_flight_max_;
   return j;
+}
+
+Counters::RoundTrip Counters::BeginRoundTrip() {
+  std::lock_guard<std::mutex> l(mu_);
+  ++rt_in_flight_;
+  rt_in_flight_max_ = std::max(rt_in_flight_max_, rt_in_flight_);
+  return {rt_epoch_, rt_done_max_ + 1};
+}
+
+void Counters::EndRoundTrip(const RoundTrip& rt) {
+  std::lock_guard<std::mutex> l(mu_);
+  --rt_in_flight_;
+  if (rt.epoch == rt_epoch_) rt_done_max_ = std::max(rt_done_max_, rt.depth);
 }
 
 void Counters::Reset() {
@@ -203,6 +220,9 @@ void Counters::Reset() {
   }
   std::lock_guard<std::mutex> l(mu_);
   rpcs_.clear();
+  ++rt_epoch_;
+  rt_done_max_ = 0;
+  rt_in_flight_max_ = rt_in_flight_;
 }
 
 }  // namespace emulator

@@ -71,7 +71,7 @@ class Faults {
   void Clear();
 
   // Sleeps `d` or until Shutdown(). Returns false if interrupted by Shutdown().
-  bool Sleep(std::chrono::milliseconds d);
+  bool Sleep(std::chrono::microseconds d);
   void Shutdown();
 
  private:
@@ -105,9 +105,27 @@ class Counters {
   nlohmann::json ToJson() const;
   void Reset();
 
+  // Round-trip chain (docs/emulator.md, "Critical path"): every request the server answers
+  // (executed RPC on either transport, bypass object request) is one link. A request's depth is
+  // 1 + the largest depth of the requests whose reply had been sent when it arrived, so
+  // `critical_path` (the largest depth of a reply sent since Reset) is the longest chain of
+  // requests each sent after the previous one's reply: the sequential round trips. Requests
+  // in flight together count once. Call Begin once the request has been received and End just
+  // before its reply is written or queued (both: every request, exactly once each).
+  struct RoundTrip {
+    uint64_t epoch = 0;
+    uint64_t depth = 0;
+  };
+  RoundTrip BeginRoundTrip();
+  void EndRoundTrip(const RoundTrip& rt);
+
  private:
-  mutable std::mutex mu_;
+  mutable std::mutex mu_;  // guards rpcs_ and the round-trip state below
   std::map<std::string, uint64_t> rpcs_;
+  uint64_t rt_epoch_ = 0;      // bumped by Reset: links begun before it are ignored
+  uint64_t rt_done_max_ = 0;   // critical_path
+  int64_t rt_in_flight_ = 0;
+  int64_t rt_in_flight_max_ = 0;
 };
 
 }  // namespace emulator

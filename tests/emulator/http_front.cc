@@ -13,8 +13,11 @@
 #include <cerrno>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <sstream>
+
+#include <openssl/evp.h>
 
 namespace emulator {
 
@@ -200,6 +203,20 @@ RangeSpec ParseRange(const std::string& h) {
   return r;
 }
 
+// Hex MD5 of `data` (Swift's Etag of a plain object).
+std::string Md5Hex(const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_md5(), nullptr) != 1) return "";
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(kHex[md[i] >> 4]);
+    out.push_back(kHex[md[i] & 15]);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string HttpFront::PyDumps(const Json& j) {
@@ -351,8 +368,9 @@ class HttpFront::Connection {
       if (ec) return;
       keep_alive_ = parser.get().keep_alive();
       f_->counters_->http_requests.fetch_add(1);
-      if (!Handle(parser)) return;
-      if (!keep_alive_) return;
+      const bool more = Handle(parser);
+      EndRoundTrip();  // requests that ended without a response (reset, read error)
+      if (!more || !keep_alive_) return;
     }
   }
 
@@ -362,6 +380,7 @@ class HttpFront::Connection {
   // Writes status line + headers + body. Returns false on a write error.
   bool Respond(int status, const Headers& headers, const char* body, size_t len,
                bool head = false, size_t announce = SIZE_MAX) {
+    EndRoundTrip();  // before the client can see the reply
     if (f_->opts_.log_requests) {
       std::cerr << "pfs-emulator http: " << cur_method_ << " " << cur_target_ << " -> " << status
                 << std::endl;
@@ -430,7 +449,21 @@ class HttpFront::Connection {
     return !ec;
   }
 
+  // The request being handled is one link of the round-trip chain (Counters::BeginRoundTrip).
+  void BeginRoundTrip() { round_trip_ = f_->counters_->BeginRoundTrip(); }
+  void EndRoundTrip() {
+    if (!round_trip_) return;
+    f_->counters_->EndRoundTrip(*round_trip_);
+    round_trip_.reset();
+  }
+  // Latency model: waits `d` on this connection's own thread (HTTP/1.1 answers one request at a
+  // time per connection; other connections have their own threads and are not held up).
+  void Delay(std::chrono::microseconds d) {
+    if (d.count() > 0) f_->faults_->Sleep(d);
+  }
+
   void Reset() {
+    EndRoundTrip();
     struct linger lg = {1, 0};
     setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     boost::system::error_code ec;
@@ -574,6 +607,7 @@ class HttpFront::Connection {
     if (method == "PUT") c.object_puts.fetch_add(1);
     if (method == "HEAD") c.object_heads.fetch_add(1);
     if (method == "DELETE") c.object_deletes.fetch_add(1);
+    BeginRoundTrip();
 
     FaultDecision fault = f_->faults_->OnObjectRequest(method, std::string(req.target()));
     if (fault.fire) {
@@ -610,20 +644,22 @@ class HttpFront::Connection {
       }
     }
 
+    if (!ReadBody(p)) return false;
+    if (f_->opts_.latency != nullptr) Delay(f_->opts_.latency->Object());
     if (method == "PUT") {
-      if (!ReadBody(p)) return false;
       std::string body = std::move(req.body());
       const size_t n = body.size();
+      const std::string etag = Md5Hex(body);
       auto st = f_->storage_->Put(container, object, std::move(body));
       if (!st.ok()) {
         if (st.error().Errno() == ENOENT) return Text(404, "Not Found");
         return Text(503, st.error().Message());
       }
       c.bytes_written.fetch_add(n);
-      return Respond(201, "", {{"Content-Type", "text/html; charset=UTF-8"}});
+      return Respond(201, "", {{"Content-Type", "text/html; charset=UTF-8"}, {"Etag", etag}});
     }
-    if (!ReadBody(p)) return false;
     if (method == "DELETE") {
+      f_->ForgetEtag(container + "/" + object);
       auto st = f_->storage_->Delete(container, object);
       if (!st.ok()) return Text(404, "Not Found");
       return Respond(204, "");
@@ -635,7 +671,9 @@ class HttpFront::Connection {
     }
     const std::string& data = **obj;
     const uint64_t size = data.size();
-    Headers hs = {{"Content-Type", "application/octet-stream"}, {"Accept-Ranges", "bytes"}};
+    Headers hs = {{"Content-Type", "application/octet-stream"},
+                  {"Accept-Ranges", "bytes"},
+                  {"Etag", f_->EtagOf(container + "/" + object, *obj)}};
     if (method == "HEAD") return Respond(200, hs, data.data(), data.size(), true);
     RangeSpec r = ParseRange(std::string(req["Range"]));
     if (!r.present) {
@@ -702,7 +740,9 @@ class HttpFront::Connection {
     rpc["params"][0]["AccountName"] = f_->opts_.account;
     if (!rpc.contains("id")) rpc["id"] = Uuid4();
     const std::string bare = rpc["method"].get<std::string>().substr(7);
+    BeginRoundTrip();
     RpcCallResult r = f_->proxyfs_(bare, rpc["params"][0]);
+    if (f_->opts_.latency != nullptr) Delay(f_->opts_.latency->Rpc(bare));
     Json out = Json::object();
     out["id"] = rpc["id"];
     if (r.errstr.empty()) {
@@ -723,7 +763,26 @@ class HttpFront::Connection {
   beast::flat_buffer buf_;
   bool keep_alive_ = true;
   std::string cur_method_, cur_target_;  // for request logging
+  std::optional<Counters::RoundTrip> round_trip_;
 };
+
+std::string HttpFront::EtagOf(const std::string& key,
+                              const std::shared_ptr<const std::string>& data) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = etags_.find(key);
+    if (it != etags_.end() && it->second.first.lock() == data) return it->second.second;
+  }
+  std::string md5 = Md5Hex(*data);  // outside the lock: may take a while for large objects
+  std::lock_guard<std::mutex> l(mu_);
+  etags_[key] = {data, md5};
+  return md5;
+}
+
+void HttpFront::ForgetEtag(const std::string& key) {
+  std::lock_guard<std::mutex> l(mu_);
+  etags_.erase(key);
+}
 
 void HttpFront::Serve(uint64_t id, int fd) {
   {

@@ -3,7 +3,10 @@
 //
 // One thread accepts; every connection gets its own thread running a synchronous Boost.Beast
 // keep-alive loop (many concurrent connections, no head-of-line blocking between them).
-// Object bodies are written straight from the stored buffer (no copy).
+// Object bodies are written straight from the stored buffer (no copy). Object replies carry
+// Swift's `Etag` (hex MD5 of the whole object) on PUT 201, GET 200/206 and HEAD 200.
+// Latency model (options.latency) and the round-trip chain: see latency.h and
+// Counters::BeginRoundTrip (object and PROXYFS requests are links; auth and control are not).
 //
 // Thread-safety: Start/Stop from one thread; token methods are thread-safe. Handlers are called
 // on connection threads with no HttpFront lock held; they may block (the PROXYFS handler may run
@@ -26,6 +29,7 @@
 #include "base/result.h"
 #include "swift/jrpcfs_codec.h"
 #include "tests/emulator/faults.h"
+#include "tests/emulator/latency.h"
 #include "tests/emulator/object_store.h"
 #include "tests/emulator/retryrpc_server.h"
 
@@ -38,6 +42,9 @@ struct HttpFrontOptions {
   std::vector<std::pair<std::string, std::string>> users;  // ("acct:user", key)
   std::chrono::milliseconds token_life{std::chrono::hours(24)};
   bool log_requests = false;  // one stderr line per HTTP response (debug)
+  // Latency model (nullable; must outlive the HttpFront): object requests wait Object() once
+  // received in full, PROXYFS requests Rpc(method) after executing, on the connection's thread.
+  const LatencyModel* latency = nullptr;
 };
 
 // Executes Server.<method> (bare name) for a PROXYFS request; params0 already carries the URL's
@@ -77,6 +84,10 @@ class HttpFront {
   void ReapFinished();
   std::string IssueToken();
   bool TokenValid(const std::string& token);
+  // Swift's Etag (hex MD5) of the object `key` ("container/object") whose current bytes are
+  // `data`; computed once per stored version (cached by buffer identity).
+  std::string EtagOf(const std::string& key, const std::shared_ptr<const std::string>& data);
+  void ForgetEtag(const std::string& key);
 
   const HttpFrontOptions opts_;
   ObjectStorage* const storage_;
@@ -97,6 +108,8 @@ class HttpFront {
   std::vector<uint64_t> finished_;                // connections whose thread has returned
   std::map<std::string, std::chrono::steady_clock::time_point> tokens_;  // token -> expiry
   std::chrono::milliseconds token_life_;
+  // "container/object" -> (buffer the MD5 was computed from, hex MD5)
+  std::map<std::string, std::pair<std::weak_ptr<const std::string>, std::string>> etags_;
 };
 
 }  // namespace emulator

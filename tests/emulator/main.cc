@@ -18,7 +18,10 @@ const char kUsage[] =
     "                    [--user ACCOUNTUSER:NAME:KEY ...] [--data-dir DIR] [--token-life DUR]\n"
     "                    [--log-level trace|debug|info|warn|error|off]\n"
     "                    [--lease-min DUR] [--lease-interval DUR] [--lease-limit N]\n"
-    "  DUR: <number>(ms|s|m|h), e.g. 250ms, 10s. PORT 0 picks a free port.\n";
+    "                    [--latency-profile real|none] [--rpc-latency LAT|METHOD=LAT[,...] ...]\n"
+    "                    [--object-latency LAT]\n"
+    "  DUR: <number>(ms|s|m|h), e.g. 250ms, 10s. PORT 0 picks a free port.\n"
+    "  LAT: <number>[.<fraction>](us|ms|s), e.g. 1.4ms, 250us; METHOD: bare, e.g. RpcGetStat.\n";
 
 int Usage(const std::string& msg) {
   std::cerr << "pfs-emulator: " << msg << "\n" << kUsage;

@@ -492,7 +492,8 @@ class RetryRpcServer::Impl {
       conn->Send(std::move(cached));
       return;
     }
-    pool_.Submit([this, conn, client, r = std::move(*req)]() mutable {
+    const Counters::RoundTrip rt = counters_->BeginRoundTrip();
+    pool_.Submit([this, conn, client, rt, r = std::move(*req)]() mutable {
       RpcCallResult res;
       try {
         res = exec_(client->id, r.method, r.params0);
@@ -510,23 +511,43 @@ class RetryRpcServer::Impl {
       rep.errstr = res.errstr;
       rep.result = res.errstr.empty() ? std::move(res.result) : swift::jrpcfs::Json(nullptr);
       std::string frame = rr::EncodeFrame(rr::MsgType::kRpc, rr::EncodeReply(rep));
-      std::vector<std::weak_ptr<Conn>> waiters;
-      {
-        std::lock_guard<std::mutex> l(client->mu);
-        client->cache[r.requestid] = {frame, std::chrono::steady_clock::now()};
-        auto e = client->executing.find(r.requestid);
-        if (e != client->executing.end()) {
-          waiters = std::move(e->second);
-          client->executing.erase(e);
-        }
-        --conn->inflight;
-        client->cv.notify_all();
+      const std::chrono::microseconds delay =
+          opts_.reply_delay ? opts_.reply_delay(r.method) : std::chrono::microseconds(0);
+      if (delay.count() <= 0) {
+        Complete(conn, client, r.requestid, rt, std::move(frame));
+        return;
       }
-      conn->Send(frame);
-      for (auto& w : waiters) {
-        if (auto c = w.lock(); c && c != conn) c->Send(frame);
-      }
+      // The reply leaves after `delay` from a timer on the io_context: no thread waits, other
+      // requests (on this connection too) are answered meanwhile, possibly before this one.
+      // Until then the request counts as executing (a retransmission waits for this reply).
+      auto timer = std::make_shared<asio::steady_timer>(conn->executor(), delay);
+      timer->async_wait([this, timer, conn, client, id = r.requestid, rt,
+                         f = std::move(frame)](const boost::system::error_code&) mutable {
+        Complete(conn, client, id, rt, std::move(f));
+      });
     });
+  }
+
+  // Caches the reply, wakes waiters and sends it (worker thread or conn's strand).
+  void Complete(const std::shared_ptr<Conn>& conn, const std::shared_ptr<Client>& client,
+                uint64_t requestid, const Counters::RoundTrip& rt, std::string frame) {
+    std::vector<std::weak_ptr<Conn>> waiters;
+    {
+      std::lock_guard<std::mutex> l(client->mu);
+      client->cache[requestid] = {frame, std::chrono::steady_clock::now()};
+      auto e = client->executing.find(requestid);
+      if (e != client->executing.end()) {
+        waiters = std::move(e->second);
+        client->executing.erase(e);
+      }
+      --conn->inflight;
+      client->cv.notify_all();
+    }
+    counters_->EndRoundTrip(rt);
+    for (auto& w : waiters) {
+      if (auto c = w.lock(); c && c != conn) c->Send(frame);
+    }
+    conn->Send(std::move(frame));
   }
 
   void ArmTrim() {

@@ -14,6 +14,12 @@
 //   `ttl_completed` are dropped (then idle, disconnected clients are forgotten).
 // * A malformed envelope is dropped (logged); framing violations (bad magic, zero length,
 //   non-RPC frame after PassID) close the connection. Idle connections are never timed out.
+// * Latency (options.reply_delay): a reply is held back by a timer on the io_context, not by a
+//   sleeping thread, so other requests are answered meanwhile and replies may leave out of order
+//   (as the real retryrpc server's may). The request counts as executing until its reply leaves.
+// * Counters: every executed request is one link of the round-trip chain
+//   (Counters::BeginRoundTrip when its frame has been read, EndRoundTrip just before its reply is
+//   queued); answers from the completed-request cache are not.
 // * Frames are written from a per-connection queue on the connection's strand (the "write
 //   lock"): replies and upcalls never interleave.
 //
@@ -53,6 +59,9 @@ struct RetryRpcServerOptions {
   int io_threads = 2;
   bool log_warnings = true;  // framing violations, dropped envelopes (stderr)
   bool log_rpcs = false;     // one stderr line per executed RPC (debug)
+  // Latency of a reply by bare method name (empty = none); called on worker threads. The
+  // request is executed at once; its reply is queued `reply_delay(method)` later by a timer.
+  std::function<std::chrono::microseconds(const std::string& method)> reply_delay;
 };
 
 class RetryRpcServer {
