@@ -47,11 +47,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The workload driver: python3 DRIVER MOUNTDIR N RUNS CONTROL_URL|- OUT.json
+# The workload driver: python3 DRIVER MOUNTDIR TAG N RUNS CONTROL_URL|- OUT.json (directories
+# MOUNTDIR/TAG-<run>, so every config works in its own directories of the one volume).
 cat >"$W/driver.py" <<'PY'
 import json, os, statistics, subprocess, sys, time, urllib.request
 
-mnt, n, runs, ctl, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+mnt, tag, n, runs, ctl, out = (sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
+                               sys.argv[5], sys.argv[6])
 OPS = ["create", "stat", "ls_l", "rename", "unlink", "mkdir", "write"]
 
 def control(verb):
@@ -74,36 +76,39 @@ def settle():
         last = a
     return c
 
-def workload(op, b):
-    c, m, w = b + "/c", b + "/m", b + "/w"
+def workload(op):
+    # Relative names from inside the directory (the cwd), as `touch`, `ls`, `rm` in a shell use
+    # them: the counts are those of the operation, not of resolving a longer path.
     data = b"x" * 4096
     if op == "create":
-        for i in range(n): os.close(os.open(f"{c}/f{i}", os.O_CREAT | os.O_WRONLY, 0o644))
+        for i in range(n): os.close(os.open(f"f{i}", os.O_CREAT | os.O_WRONLY, 0o644))
     elif op == "stat":
-        for i in range(n): os.stat(f"{c}/f{i}")
+        for i in range(n): os.stat(f"f{i}")
     elif op == "ls_l":
-        subprocess.run(["ls", "-l", c], stdout=subprocess.DEVNULL, check=True)
+        subprocess.run(["ls", "-l"], stdout=subprocess.DEVNULL, check=True)
     elif op == "rename":
-        for i in range(n): os.rename(f"{c}/f{i}", f"{c}/g{i}")
+        for i in range(n): os.rename(f"f{i}", f"g{i}")
     elif op == "unlink":
-        for i in range(n): os.unlink(f"{c}/g{i}")
+        for i in range(n): os.unlink(f"g{i}")
     elif op == "mkdir":
-        for i in range(n): os.mkdir(f"{m}/d{i}")
+        for i in range(n): os.mkdir(f"d{i}")
     elif op == "write":
         for i in range(n):
-            fd = os.open(f"{w}/f{i}", os.O_CREAT | os.O_WRONLY, 0o644)
+            fd = os.open(f"f{i}", os.O_CREAT | os.O_WRONLY, 0o644)
             os.write(fd, data)
             os.close(fd)
 
 res = {op: [] for op in OPS}
 for r in range(runs):
-    b = f"{mnt}/meta{r}"
+    b = f"{mnt}/{tag}-{r}"
     for d in ("", "/c", "/m", "/w"): os.mkdir(b + d)
-    if ctl != "-": settle()
     for op in OPS:
-        if ctl != "-": control("reset_counters")
+        os.chdir(b + {"mkdir": "/m", "write": "/w"}.get(op, "/c"))  # not counted
+        if ctl != "-":
+            settle()
+            control("reset_counters")
         t = time.time()
-        workload(op, b)
+        workload(op)
         wall = time.time() - t
         one = {"wall": wall}
         if ctl != "-":
@@ -114,6 +119,7 @@ for r in range(runs):
             one["critical_path"] = c["critical_path"]
             one["max_in_flight"] = c["max_in_flight"]
         res[op].append(one)
+        os.chdir("/")
 json.dump({"n": n, "runs": runs, "results": res}, open(out, "w"))
 PY
 
@@ -181,12 +187,12 @@ stop_agent() {
 }
 
 echo "meta_bench: N=$N RUNS=$RUNS LATENCY_PROFILE=$PROFILE EMU_ARGS='${EMU_ARGS:-}' AGENT=$AGENT" >&2
-python3 "$W/driver.py" "$W/pt" "$N" "$RUNS" - "$W/res-passthrough.json"
+python3 "$W/driver.py" "$W/pt" pt "$N" "$RUNS" - "$W/res-passthrough.json"
 for cfg in $CONFIGS; do
   config_lines "$cfg" >/dev/null
   start_agent "$cfg"
   MOUNTS+=("$W/agentmnt")
-  python3 "$W/driver.py" "$W/agentmnt" "$N" "$RUNS" "$CTL" "$W/res-$cfg.json"
+  python3 "$W/driver.py" "$W/agentmnt" "$cfg" "$N" "$RUNS" "$CTL" "$W/res-$cfg.json"
   stop_agent
 done
 
