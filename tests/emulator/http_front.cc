@@ -203,18 +203,37 @@ RangeSpec ParseRange(const std::string& h) {
   return r;
 }
 
-// Hex MD5 of `data` (Swift's Etag of a plain object).
-std::string Md5Hex(const std::string& data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_md5(), nullptr) != 1) return "";
-  static const char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[md[i] >> 4]);
-    out.push_back(kHex[md[i] & 15]);
+// Incremental MD5 (Swift's Etag of a plain object is its hex MD5).
+class Md5 {
+ public:
+  Md5() : ctx_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {
+    if (ctx_ != nullptr && EVP_DigestInit_ex(ctx_.get(), EVP_md5(), nullptr) != 1) ctx_.reset();
   }
-  return out;
+  void Update(const char* p, size_t n) {
+    if (ctx_ != nullptr && n > 0 && EVP_DigestUpdate(ctx_.get(), p, n) != 1) ctx_.reset();
+  }
+  // Hex digest; "" if OpenSSL failed (the reply then has an empty Etag, never a wrong one).
+  std::string Hex() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (ctx_ == nullptr || EVP_DigestFinal_ex(ctx_.get(), md, &len) != 1) return "";
+    static const char kHex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < len; ++i) {
+      out.push_back(kHex[md[i] >> 4]);
+      out.push_back(kHex[md[i] & 15]);
+    }
+    return out;
+  }
+
+ private:
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx_;
+};
+
+std::string Md5Hex(const std::string& data) {
+  Md5 m;
+  m.Update(data.data(), data.size());
+  return m.Hex();
 }
 
 }  // namespace
@@ -434,6 +453,30 @@ class HttpFront::Connection {
     return !ec;
   }
 
+  // ReadBody that also hashes the body as it arrives (so the MD5 overlaps the transfer, as the
+  // object server's does, instead of delaying the reply by a pass over the whole body).
+  bool ReadBodyMd5(http::request_parser<http::string_body>& p, std::string* md5_hex) {
+    Md5 md5;
+    size_t hashed = 0;
+    auto hash_new = [&] {
+      const std::string& b = p.get().body();
+      md5.Update(b.data() + hashed, b.size() - hashed);
+      hashed = b.size();
+    };
+    if (!p.is_done()) {
+      if (!MaybeContinue(p)) return false;
+      while (!p.is_done()) {
+        boost::system::error_code ec;
+        http::read_some(sock_, buf_, p, ec);
+        if (ec) return false;
+        hash_new();
+      }
+    }
+    hash_new();
+    *md5_hex = md5.Hex();
+    return true;
+  }
+
   // Before an early (error) response: a client waiting for "100 Continue" has not sent its
   // body, so the connection is closed after the response; otherwise the body is read and
   // discarded (closing with unread data would send an RST that can destroy the response).
@@ -644,17 +687,19 @@ class HttpFront::Connection {
       }
     }
 
-    if (!ReadBody(p)) return false;
+    std::string etag;
+    if (!(method == "PUT" ? ReadBodyMd5(p, &etag) : ReadBody(p))) return false;
     if (f_->opts_.latency != nullptr) Delay(f_->opts_.latency->Object());
     if (method == "PUT") {
       std::string body = std::move(req.body());
       const size_t n = body.size();
-      const std::string etag = Md5Hex(body);
-      auto st = f_->storage_->Put(container, object, std::move(body));
+      std::shared_ptr<const std::string> stored;
+      auto st = f_->storage_->Put(container, object, std::move(body), &stored);
       if (!st.ok()) {
         if (st.error().Errno() == ENOENT) return Text(404, "Not Found");
         return Text(503, st.error().Message());
       }
+      f_->RememberEtag(container + "/" + object, stored, etag);
       c.bytes_written.fetch_add(n);
       return Respond(201, "", {{"Content-Type", "text/html; charset=UTF-8"}, {"Etag", etag}});
     }
@@ -777,6 +822,13 @@ std::string HttpFront::EtagOf(const std::string& key,
   std::lock_guard<std::mutex> l(mu_);
   etags_[key] = {data, md5};
   return md5;
+}
+
+void HttpFront::RememberEtag(const std::string& key,
+                             const std::shared_ptr<const std::string>& data,
+                             const std::string& md5) {
+  std::lock_guard<std::mutex> l(mu_);
+  etags_[key] = {data, md5};
 }
 
 void HttpFront::ForgetEtag(const std::string& key) {

@@ -85,8 +85,11 @@ class HttpFront {
   std::string IssueToken();
   bool TokenValid(const std::string& token);
   // Swift's Etag (hex MD5) of the object `key` ("container/object") whose current bytes are
-  // `data`; computed once per stored version (cached by buffer identity).
+  // `data`: remembered from its PUT (hashed while the body arrived) or, for objects loaded from
+  // --data-dir after a restart, computed once (cached by buffer identity).
   std::string EtagOf(const std::string& key, const std::shared_ptr<const std::string>& data);
+  void RememberEtag(const std::string& key, const std::shared_ptr<const std::string>& data,
+                    const std::string& md5);
   void ForgetEtag(const std::string& key);
 
   const HttpFrontOptions opts_;

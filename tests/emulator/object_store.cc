@@ -138,7 +138,7 @@ std::vector<std::string> ObjectStorage::ListObjects(const std::string& container
 }
 
 base::Status ObjectStorage::Put(const std::string& container, const std::string& object,
-                                std::string data) {
+                                std::string data, std::shared_ptr<const std::string>* stored) {
   if (object.empty()) return base::Error(EINVAL, "empty object name");
   if (!ContainerExists(container)) return base::Error(ENOENT, "no container " + container);
   if (!dir_.empty()) {
@@ -178,6 +178,7 @@ base::Status ObjectStorage::Put(const std::string& container, const std::string&
   std::lock_guard<std::mutex> l(mu_);
   auto it = containers_.find(container);
   if (it == containers_.end()) return base::Error(ENOENT, "no container " + container);
+  if (stored != nullptr) *stored = buf;
   it->second[object] = std::move(buf);
   return base::Ok();
 }

@@ -34,8 +34,10 @@ class ObjectStorage {
   std::vector<std::string> ListObjects(const std::string& container) const;
 
   // Stores an object (replacing any previous one). ENOENT if the container does not exist,
-  // EINVAL for an empty name, errno of the failing syscall otherwise.
-  base::Status Put(const std::string& container, const std::string& object, std::string data);
+  // EINVAL for an empty name, errno of the failing syscall otherwise. `stored` (optional) gets
+  // the buffer Get returns for this version (until replaced).
+  base::Status Put(const std::string& container, const std::string& object, std::string data,
+                   std::shared_ptr<const std::string>* stored = nullptr);
   // ENOENT if absent.
   base::Result<std::shared_ptr<const std::string>> Get(const std::string& container,
                                                        const std::string& object);
