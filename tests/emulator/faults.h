@@ -2,7 +2,8 @@
 // the control API (docs/emulator.md, "Control API").
 //
 // Thread-safety: every method is thread-safe (one internal mutex for the rules; counters are
-// relaxed atomics plus a mutex for the per-method map). Nothing here blocks except
+// relaxed atomics plus one mutex for the per-method map and the round-trip chain; Reset is not
+// atomic with respect to concurrent increments). Nothing here blocks except
 // Faults::Sleep, which sleeps up to the requested time and wakes early on Shutdown().
 #pragma once
 
