@@ -15,7 +15,7 @@
 #        AGENT_CONF_EXTRA (extra "Key: value" lines for every config's [Agent] section)
 # Workloads, in this order, each on N names in a fresh directory per run:
 #   create (open O_CREAT + close), stat (by name), ls_l (`ls -l` of the N entries),
-#   rename, unlink, mkdir, write (create + write 4 KiB + close).
+#   rename, unlink, mkdir, rmdir (of those directories), write (create + write 4 KiB + close).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build}
@@ -54,7 +54,7 @@ import json, os, statistics, subprocess, sys, time, urllib.request
 
 mnt, tag, n, runs, ctl, out = (sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
                                sys.argv[5], sys.argv[6])
-OPS = ["create", "stat", "ls_l", "rename", "unlink", "mkdir", "write"]
+OPS = ["create", "stat", "ls_l", "rename", "unlink", "mkdir", "rmdir", "write"]
 
 def control(verb):
     req = urllib.request.Request(ctl + "/" + verb, data=b"{}", method="POST")
@@ -92,6 +92,8 @@ def workload(op):
         for i in range(n): os.unlink(f"g{i}")
     elif op == "mkdir":
         for i in range(n): os.mkdir(f"d{i}")
+    elif op == "rmdir":
+        for i in range(n): os.rmdir(f"d{i}")
     elif op == "write":
         for i in range(n):
             fd = os.open(f"f{i}", os.O_CREAT | os.O_WRONLY, 0o644)
@@ -103,7 +105,7 @@ for r in range(runs):
     b = f"{mnt}/{tag}-{r}"
     for d in ("", "/c", "/m", "/w"): os.mkdir(b + d)
     for op in OPS:
-        os.chdir(b + {"mkdir": "/m", "write": "/w"}.get(op, "/c"))  # not counted
+        os.chdir(b + {"mkdir": "/m", "rmdir": "/m", "write": "/w"}.get(op, "/c"))  # not counted
         if ctl != "-":
             settle()
             control("reset_counters")
@@ -199,9 +201,9 @@ done
 python3 - "$W" "$PROFILE" "$AGENT" $CONFIGS <<'PY'
 import json, statistics, sys
 w, profile, agent, cfgs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
-OPS = ["create", "stat", "ls_l", "rename", "unlink", "mkdir", "write"]
+OPS = ["create", "stat", "ls_l", "rename", "unlink", "mkdir", "rmdir", "write"]
 LABEL = {"create": "create (O_CREAT+close)", "stat": "stat by name", "ls_l": "`ls -l`",
-         "rename": "rename", "unlink": "unlink", "mkdir": "mkdir",
+         "rename": "rename", "unlink": "unlink", "mkdir": "mkdir", "rmdir": "rmdir",
          "write": "write 4 KiB + close"}
 pt = json.load(open(f"{w}/res-passthrough.json"))
 res = {c: json.load(open(f"{w}/res-{c}.json")) for c in cfgs}
