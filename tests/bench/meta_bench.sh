@@ -10,7 +10,8 @@
 # Usage: tests/bench/meta_bench.sh [BUILD_DIR]     (default: build; needs root and /dev/fuse)
 # Env:   META_N or NFILES (files per workload, default 1000)   RUNS (default 3)
 #        LATENCY_PROFILE (real|none, default real)   EMU_ARGS (extra pfs-emulator flags, e.g.
-#        "--rpc-latency RpcGetStat=5ms")   META_CONFIGS (default "original recommended")
+#        "--rpc-latency RpcGetStat=5ms")   META_CONFIGS (default "original recommended"; a name may
+#        repeat, e.g. "original original" to see the noise)
 #        AGENT (pfsagentd binary to measure, default BUILD_DIR/agent/pfsagentd)
 #        AGENT_CONF_EXTRA (extra "Key: value" lines for every config's [Agent] section)
 # Workloads, in this order, each on N names in a fresh directory per run:
@@ -190,12 +191,14 @@ stop_agent() {
 
 echo "meta_bench: N=$N RUNS=$RUNS LATENCY_PROFILE=$PROFILE EMU_ARGS='${EMU_ARGS:-}' AGENT=$AGENT" >&2
 python3 "$W/driver.py" "$W/pt" pt "$N" "$RUNS" - "$W/res-passthrough.json"
-for cfg in $CONFIGS; do
+i=0
+for cfg in $CONFIGS; do  # a config may repeat (a fresh mount each time), e.g. to see order effects
   config_lines "$cfg" >/dev/null
   start_agent "$cfg"
   MOUNTS+=("$W/agentmnt")
-  python3 "$W/driver.py" "$W/agentmnt" "$cfg" "$N" "$RUNS" "$CTL" "$W/res-$cfg.json"
+  python3 "$W/driver.py" "$W/agentmnt" "$cfg$i" "$N" "$RUNS" "$CTL" "$W/res-$i.json"
   stop_agent
+  i=$((i + 1))
 done
 
 python3 - "$W" "$PROFILE" "$AGENT" $CONFIGS <<'PY'
@@ -206,7 +209,10 @@ LABEL = {"create": "create (O_CREAT+close)", "stat": "stat by name", "ls_l": "`l
          "rename": "rename", "unlink": "unlink", "mkdir": "mkdir", "rmdir": "rmdir",
          "write": "write 4 KiB + close"}
 pt = json.load(open(f"{w}/res-passthrough.json"))
-res = {c: json.load(open(f"{w}/res-{c}.json")) for c in cfgs}
+res = {f"{c}#{i}": json.load(open(f"{w}/res-{i}.json")) for i, c in enumerate(cfgs)}
+if len(set(cfgs)) == len(cfgs):
+    res = {k.split("#")[0]: v for k, v in res.items()}
+cfgs = list(res)
 n, runs = pt["n"], pt["runs"]
 med = statistics.median
 def g(x): return f"{x:.3g}" if x < 1000 else f"{x:.0f}"
@@ -244,4 +250,11 @@ for op in OPS:
             v = med(r["objects"][k] for r in rs) / n
             if v: parts.append(f"{k[:-1].upper()} {v:.2f}")
         print(f"| {LABEL[op]} | {c} | {', '.join(parts) or '-'} |")
+if runs > 1:
+    print()
+    print("wall s of each run (passthrough; " + "; ".join(cfgs) + "):")
+    for op in OPS:
+        cols = [" ".join(f"{r['wall']:.3f}" for r in pt["results"][op])]
+        cols += [" ".join(f"{r['wall']:.3f}" for r in res[c]["results"][op]) for c in cfgs]
+        print(f"  {op:7s} " + " | ".join(cols))
 PY
