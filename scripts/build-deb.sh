@@ -15,7 +15,7 @@ if [[ ! -f $BUILD/CMakeCache.txt ]]; then
 fi
 cmake --build "$BUILD" -j"$JOBS" --target pfsagentd pfsagentd-swift-auth-plugin pfsagentctl pfs_man
 rm -f "$BUILD"/packages/pfsagent_*.deb
-(cd "$BUILD" && cpack -G DEB --config CPackConfig.cmake >/dev/null)
+cpack -G DEB --config "$BUILD/CPackConfig.cmake" -B "$BUILD/packages" >/dev/null
 deb=$(ls "$BUILD"/packages/pfsagent_*.deb)
 if [[ ${PFS_LINTIAN:-1} == 1 ]] && command -v lintian >/dev/null; then
   # Remaining tags and why they stay: packaging/lintian-overrides.md.

@@ -81,6 +81,57 @@ CtlResult Ctl(const std::vector<std::string>& args) {
   return r;
 }
 
+// Writes `data` to `path` from a child process that keeps the file open until Close() (or
+// destruction). The test process itself never holds the descriptor: FUSE sends FLUSH (and the
+// agent persists the inode, close-to-open) on every close of any copy of it, including the
+// copies a fork+exec of pfsagentctl would inherit and close.
+class HeldWriter {
+ public:
+  HeldWriter(const std::string& path, const std::string& data) {
+    int written[2], release[2];
+    REQUIRE(pipe(written) == 0);
+    REQUIRE(pipe(release) == 0);
+    pid_ = fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {  // only async-signal-safe calls from here on
+      close(written[0]);
+      close(release[1]);
+      int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      size_t done = 0;
+      while (fd >= 0 && done < data.size()) {
+        ssize_t n = write(fd, data.data() + done, data.size() - done);
+        if (n <= 0) break;
+        done += static_cast<size_t>(n);
+      }
+      char ok = done == data.size() ? 1 : 0;
+      (void)!write(written[1], &ok, 1);
+      char c;
+      (void)!read(release[0], &c, 1);
+      if (fd >= 0) close(fd);
+      _exit(0);
+    }
+    close(written[1]);
+    close(release[0]);
+    release_ = release[1];
+    char ok = 0;
+    REQUIRE(read(written[0], &ok, 1) == 1);
+    close(written[0]);
+    REQUIRE(ok == 1);
+  }
+  void Close() {
+    if (pid_ <= 0) return;
+    close(release_);
+    int st = 0;
+    waitpid(pid_, &st, 0);
+    pid_ = -1;
+  }
+  ~HeldWriter() { Close(); }
+
+ private:
+  pid_t pid_ = -1;
+  int release_ = -1;
+};
+
 std::string Url(uint16_t port, const std::string& host = "127.0.0.1") {
   return "http://" + host + ":" + std::to_string(port);
 }
@@ -277,10 +328,8 @@ TEST_CASE("pfsagentctl flush writes dirty data now; drop-caches empties the read
   s.StartAgent({"MaxFlushTime: 10m", "MaxFlushSize: 67108864"});
   const std::string url = Url(s.port);
   const std::string data = e2e::Pattern(3 * 1024 * 1024 + 17, 15);
-  int fd = open(s.agent->Path("dirty.bin").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  REQUIRE(fd >= 0);
-  REQUIRE(write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()));
   // Kept open: close() would flush (close-to-open consistency).
+  auto writer = std::make_unique<HeldWriter>(s.agent->Path("dirty.bin"), data);
   auto dirty = nlohmann::json::parse(Ctl({"--url", url, "--json", "status"}).out);
   CHECK(dirty["dirty_bytes"] == data.size());
 
@@ -298,7 +347,7 @@ TEST_CASE("pfsagentctl flush writes dirty data now; drop-caches empties the read
         std::string::npos);
 
   // drop-caches: a read after it misses the read cache (the bytes come from the object store).
-  ::close(fd);
+  writer->Close();
   REQUIRE(e2e::ReadFile(s.agent->Path("dirty.bin")).ok());
   const double misses_before =
       e2e::MetricValue(s.Metrics(), "pfsagent_cache_read_misses_total").value_or(-1);
@@ -316,13 +365,13 @@ TEST_CASE("pfsagentctl flush writes dirty data now; drop-caches empties the read
 
   // After a flush a crash loses nothing: write more, flush, kill -9, mount again, read.
   const std::string more = e2e::Pattern(512 * 1024, 16);
-  fd = open(s.agent->Path("late.bin").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  REQUIRE(fd >= 0);
-  REQUIRE(write(fd, more.data(), more.size()) == static_cast<ssize_t>(more.size()));
+  writer = std::make_unique<HeldWriter>(s.agent->Path("late.bin"), more);
+  CHECK(nlohmann::json::parse(Ctl({"--url", url, "--json", "status"}).out)["dirty_bytes"] ==
+        more.size());
   r = Ctl({"--url", url, "flush"});
   CHECK(r.code == 0);
-  s.agent->Kill9();  // before close(), which would flush by itself
-  ::close(fd);       // fails on the dead mount: fine
+  s.agent->Kill9();  // before the close, which would flush by itself
+  writer.reset();    // its close fails on the dead mount: fine
   s.StartAgent({"MaxFlushTime: 10m"});
   auto late = e2e::ReadFile(s.agent->Path("late.bin"));
   REQUIRE(late.ok());

@@ -64,9 +64,8 @@ DEB=$(ls "$WORK"/pkg/pfsagent_*.deb)
 log "built $(basename "$DEB") ($(stat -c %s "$DEB") bytes)"
 depends=$(dpkg-deb -f "$DEB" Depends)
 log "Depends: $depends"
-for d in fuse3 libfuse3-3 libcurl4 libssl3; do
-  [[ ",$depends," == *" $d "* || ",$depends," == *", $d"* || ",$depends," == *",$d"* ]] ||
-    fail "Depends lacks $d"
+for d in fuse3 procps libfuse3-3 libcurl4 libssl3; do
+  grep -Eq "(^|, )$d( |,|\$)" <<<"$depends" || fail "Depends lacks $d"
 done
 dpkg-deb -c "$DEB" >"$WORK/contents.txt"
 for f in ./usr/bin/pfsagentd ./usr/bin/pfsagentd-swift-auth-plugin ./usr/bin/pfsagentctl \
@@ -100,9 +99,11 @@ cp "$DEB" "$ROOT/tmp/"
 in_root() { chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
 
 # 3. apt install ./pfsagent_*.deb (dependencies from the mirror; lists refreshed if stale).
+# systemd comes along (recommended; every Debian 12 host has it; systemd-analyze verify needs
+# its units in the root); other recommends are left out to keep the root small.
 install_pkg() {
   in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    "/tmp/$(basename "$DEB")" >"$WORK/apt.log" 2>&1
+    "/tmp/$(basename "$DEB")" systemd >"$WORK/apt.log" 2>&1
 }
 if ! install_pkg; then
   log "apt-get install failed; refreshing the package lists and retrying"
