@@ -87,7 +87,10 @@ if [[ ! -s $TARBALL ]] || [[ -n $(find "$TARBALL" -mtime +7 2>/dev/null) ]]; the
     { tail -20 "$WORK/mmdebstrap.log"; rm -f "$TARBALL.tmp"; fail "mmdebstrap failed"; }
   mv "$TARBALL.tmp" "$TARBALL"
 fi
+# The root lives on a tmpfs: extraction and dpkg's many fsyncs cost nothing, and removing it is
+# one umount (an rm -rf of ~400 MB took 30 s on a busy 2-core machine).
 mkdir -p "$ROOT"
+mount -t tmpfs -o size=3g,mode=0755 pfs-pkgtest-root "$ROOT"; MOUNTS+=("$ROOT")
 tar -C "$ROOT" -xf "$TARBALL"
 log "root extracted"
 mount -t proc proc "$ROOT/proc"; MOUNTS+=("$ROOT/proc")
