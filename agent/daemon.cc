@@ -576,8 +576,9 @@ int Run(const AgentConfig& config) {
     o.read_cache_lines = dropped.lines;
     o.read_cache_bytes = dropped.bytes;
     if (pfsfuse::FuseAdapter* a = ctl_adapter.load()) {
-      for (uint64_t ino : volume->InodeNumbers()) a->InvalidateInode(ino);  // queued, async
-      o.kernel_inodes_invalidated = volume->InodeCount();
+      const std::vector<uint64_t> inodes = volume->InodeNumbers();
+      for (uint64_t ino : inodes) a->InvalidateInode(ino);  // queued to the notifier, async
+      o.kernel_inodes_invalidated = inodes.size();
     }
     o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     spdlog::info("volume {}: caches dropped through the status server ({} read-cache lines)",
