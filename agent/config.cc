@@ -86,6 +86,7 @@ const KeyDef kKeys[] = {
     PFS_KEY(RetryRPCPort),
     PFS_KEY_OPT(RetryRPCCACertFilePath),
     PFS_KEY(FUSEAllowOther),
+    PFS_KEY_OPT(HTTPServerControlToken),
 };
 
 #undef PFS_KEY
@@ -111,7 +112,9 @@ std::string Lower(std::string s) {
 // "<where>: [Agent] Key = "<value>": <what>"; the value of PlugInEnvValue is never shown.
 std::string Describe(const std::string& where, const std::string& key,
                      const std::string& shown_value, const std::string& what) {
-  std::string v = key == "PlugInEnvValue" ? "<redacted>" : "\"" + shown_value + "\"";
+  std::string v = (key == "PlugInEnvValue" || key == "HTTPServerControlToken")
+                      ? "<redacted>"
+                      : "\"" + shown_value + "\"";
   return where + ": [" + kSection + "] " + key + " = " + v + ": " + what;
 }
 
@@ -453,6 +456,15 @@ base::Status Validate(const AgentConfig& c, const Loader& loader) {
                     "expected an IPv4 or IPv6 address such as 127.0.0.1 or ::1");
     }
   }
+  {
+    const std::string& t = c.HTTPServerControlToken;
+    bool visible = std::all_of(t.begin(), t.end(), [](char ch) { return ch > 0x20 && ch < 0x7f; });
+    if (!t.empty() && (t.size() < 16 || t.size() > 256 || !visible)) {
+      return v.Fail("HTTPServerControlToken", "",
+                    "expected 16 to 256 visible ASCII characters (no spaces), e.g. the output "
+                    "of `openssl rand -hex 16`, or nothing to require no token");
+    }
+  }
   PFS_RETURN_IF_ERROR(v.DurationRange("EntryDuration", c.EntryDuration, Nanos(0), kDay));
   PFS_RETURN_IF_ERROR(v.DurationRange("AttrDuration", c.AttrDuration, Nanos(0), kDay));
   PFS_RETURN_IF_ERROR(v.Range("AttrBlockSize", c.AttrBlockSize, 1, 0xFFFFFFFFULL));
@@ -503,6 +515,38 @@ void RedactJson(nlohmann::ordered_json& j) {
 }
 
 }  // namespace
+
+std::string FormatDuration(Nanos d) {
+  if (d.count() == 0) return "0s";
+  std::string sign;
+  uint64_t n;
+  if (d.count() < 0) {
+    sign = "-";
+    n = static_cast<uint64_t>(-(d.count() + 1)) + 1;  // also for INT64_MIN
+  } else {
+    n = static_cast<uint64_t>(d.count());
+  }
+  // "<whole>[.<fraction without trailing zeros>]<unit>" for value/scale.
+  auto fixed = [](uint64_t value, uint64_t scale, const char* unit) {
+    std::string out = std::to_string(value / scale);
+    uint64_t frac = value % scale;
+    if (frac != 0) {
+      std::string digits = std::to_string(scale + frac).substr(1);  // zero-padded
+      while (!digits.empty() && digits.back() == '0') digits.pop_back();
+      out += "." + digits;
+    }
+    return out + unit;
+  };
+  constexpr uint64_t kUs = 1000, kMs = 1000 * kUs, kS = 1000 * kMs, kM = 60 * kS, kH = 60 * kM;
+  if (n < kUs) return sign + std::to_string(n) + "ns";
+  if (n < kMs) return sign + fixed(n, kUs, "us");
+  if (n < kS) return sign + fixed(n, kMs, "ms");
+  std::string out = sign;
+  if (n >= kH) out += std::to_string(n / kH) + "h";
+  if (n % kH >= kM) out += std::to_string(n % kH / kM) + "m";
+  if (n % kM != 0) out += fixed(n % kM, kS, "s");
+  return out;
+}
 
 std::string RedactPlugInEnvValue(const std::string& value) {
   if (value.empty()) return value;
@@ -571,12 +615,16 @@ std::string ConfigToJson(const AgentConfig& config, bool redact) {
         [&](auto member) {
           using T = std::remove_cv_t<std::remove_reference_t<decltype(config.*member)>>;
           if constexpr (std::is_same_v<T, Nanos>) {
-            j[def.name] = static_cast<int64_t>((config.*member).count());
+            j[def.name] = FormatDuration(config.*member);
           } else if constexpr (std::is_same_v<T, std::string>) {
             const std::string& s = config.*member;
-            j[def.name] = (redact && std::strcmp(def.name, "PlugInEnvValue") == 0)
-                              ? RedactPlugInEnvValue(s)
-                              : s;
+            if (redact && std::strcmp(def.name, "PlugInEnvValue") == 0) {
+              j[def.name] = RedactPlugInEnvValue(s);
+            } else if (redact && std::strcmp(def.name, "HTTPServerControlToken") == 0) {
+              j[def.name] = s.empty() ? "" : "<redacted>";
+            } else {
+              j[def.name] = s;
+            }
           } else if constexpr (std::is_same_v<T, uint8_t>) {
             j[def.name] = static_cast<unsigned>(config.*member);
           } else {

@@ -72,6 +72,10 @@ struct AgentConfig {
   // Status HTTP server.
   std::string HTTPServerIPAddr = "127.0.0.1";
   uint16_t HTTPServerTCPPort = 9090;
+  // Ours: when non-empty, the mutating endpoints (POST /flush, /drop-caches) also require
+  // "Authorization: Bearer <token>". 16..256 visible ASCII characters.
+  // SECRET: never log it; ConfigToJson(cfg, /*redact=*/true) prints "<redacted>".
+  std::string HTTPServerControlToken;
 
   // FUSE behaviour and INIT.
   bool ReadDirPlusEnabled = false;
@@ -106,8 +110,10 @@ base::Result<AgentConfig> LoadConfig(const std::string& path,
                                      const std::vector<std::string>& overrides,
                                      std::vector<std::string>* warnings);
 
-// The config as an indented JSON object with one field per key (INI names), durations as
-// integer nanoseconds (like the original's GET /config). With `redact`, PlugInEnvValue is
+// The config as an indented JSON object with one field per key (INI names), durations as the
+// strings a person writes (FormatDuration: "60s" -> "1m", "100ms", "1.5s"; LoadConfig accepts
+// them back). The original's GET /config printed integer nanoseconds. With `redact`,
+// HTTPServerControlToken (when set) becomes "<redacted>" and PlugInEnvValue is
 // redacted: if it is a JSON object its keys are kept and the values of secret-looking keys
 // (name containing authkey, key, password, token or secret, case-insensitive) become
 // "<redacted>"; if it is not a JSON object it is replaced entirely by "<redacted>".
@@ -117,6 +123,11 @@ std::string ConfigToJson(const AgentConfig& config, bool redact);
 // Go time.ParseDuration syntax ("100ms", "1.5s", "2h45m", "0"); negative values and the unit
 // "d" are rejected. Errors: EINVAL with a message saying what was expected (no location).
 base::Result<std::chrono::nanoseconds> ParseGoDuration(const std::string& text);
+
+// A duration in Go syntax without zero components: 0 -> "0s", 100ms -> "100ms", 1.5s -> "1.5s",
+// 60s -> "1m", 90s -> "1m30s", 3h -> "3h", 1500ns -> "1.5us". ParseGoDuration(FormatDuration(d))
+// == d for every d >= 0. Negative durations are printed with a leading '-'.
+std::string FormatDuration(std::chrono::nanoseconds d);
 
 // Only the redaction of PlugInEnvValue, as used by ConfigToJson (exposed for tests/logging).
 std::string RedactPlugInEnvValue(const std::string& value);

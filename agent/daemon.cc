@@ -32,6 +32,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "agent/control.h"
 #include "agent/logging.h"
 #include "agent/status_server.h"
 #include "base/metrics.h"
@@ -94,6 +95,7 @@ base::Status InstallSignalHandlers() {
 
 struct Session {
   std::string mount_id;
+  std::string retryrpc_endpoint;  // "host:port", for /status
   std::unique_ptr<swift::RetryRpcClient> rpc;
   std::unique_ptr<swift::RetryRpcMetadataClient> meta;
 };
@@ -393,6 +395,7 @@ int Run(const AgentConfig& config) {
     ropts.keepalive = config.RetryRPCKeepAlivePeriod;
     auto s = std::make_shared<Session>();
     s->mount_id = info->mount_id;
+    s->retryrpc_endpoint = ropts.host + ":" + std::to_string(ropts.port);
     s->rpc = std::make_unique<swift::RetryRpcClient>(ropts);
     s->rpc->SetUpcallHandler([&upcalls](const std::string& body) { upcalls.Deliver(body); });
     s->meta = std::make_unique<swift::RetryRpcMetadataClient>(s->rpc.get(), info->mount_id);
@@ -522,8 +525,69 @@ int Run(const AgentConfig& config) {
            total("pfsagentd.Status.OpenHandles", volume->OpenHandleCount()) +
            total("pfsagentd.Status.SharedLeases", counts[lease::LeaseState::kSharedGranted]);
   };
+  // pfsagentctl: /status, POST /flush, POST /drop-caches (agent/control.h).
+  std::atomic<pfsfuse::FuseAdapter*> ctl_adapter{nullptr};  // set once mounted
+  base::Counter* remounts_total = registry.GetCounter("pfsagent_remounts_total", "");
+  const auto started_at = std::chrono::steady_clock::now();
+  providers.status = [&]() {
+    StatusFacts f;
+    f.volume = volname;
+    f.mount_point = config.FUSEMountPointPath;
+    f.mounted = fuse_alive.load();
+    auto s = meta.Current();
+    f.mount_id = s->mount_id;
+    f.retryrpc = s->retryrpc_endpoint;
+    f.cluster_ok = !s->rpc->MountLost();
+    f.remounts = remounts_total->Value();
+    const plugins::TokenStatus ts = tokens.Status();
+    f.token_ok = TokenCheck(ts).ok;
+    f.token_generation = ts.generation;
+    if (ts.has_token) f.token_age_seconds = std::chrono::duration<double>(ts.since_success).count();
+    f.token_error = ts.last_fetch_failed ? ts.last_error : "";
+    f.dirty_bytes = data->DirtyBytes();
+    f.logsegments_in_flight = data->SegmentsInFlight();
+    for (const auto& [state, n] : leases->CountByState()) {
+      if (state != lease::LeaseState::kNone) f.leases[lease::LeaseStateName(state)] = n;
+    }
+    f.inodes = volume->InodeCount();
+    f.open_handles = volume->OpenHandleCount();
+    f.uptime_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at).count();
+    return f;
+  };
+  providers.flush = [&]() -> std::pair<unsigned, std::string> {
+    FlushOutcome o;
+    o.dirty_bytes_before = data->DirtyBytes();
+    o.inodes_before = data->DirtyInodes().size();
+    const auto t0 = std::chrono::steady_clock::now();
+    base::Status st = volume->FlushAll();
+    o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    o.dirty_bytes_after = data->DirtyBytes();
+    o.ok = st.ok();
+    if (!st.ok()) o.error = st.error().Message();
+    spdlog::info("volume {}: flush requested through the status server: {} ({} bytes, {:.3f} s)",
+                 volname, o.ok ? "done" : o.error, o.dirty_bytes_before, o.seconds);
+    return {o.ok ? 200u : 500u, FlushJson(o)};
+  };
+  providers.drop_caches = [&]() -> std::pair<unsigned, std::string> {
+    DropCachesOutcome o;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto dropped = data->DropReadCache();
+    o.read_cache_lines = dropped.lines;
+    o.read_cache_bytes = dropped.bytes;
+    if (pfsfuse::FuseAdapter* a = ctl_adapter.load()) {
+      const std::vector<uint64_t> inodes = volume->InodeNumbers();
+      for (uint64_t ino : inodes) a->InvalidateInode(ino);  // queued to the notifier, async
+      o.kernel_inodes_invalidated = inodes.size();
+    }
+    o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    spdlog::info("volume {}: caches dropped through the status server ({} read-cache lines)",
+                 volname, o.read_cache_lines);
+    return {200u, DropCachesJson(o)};
+  };
   StatusServer status(config.HTTPServerIPAddr, config.HTTPServerTCPPort, registry, providers,
                       PFS_VERSION_STRING);
+  status.SetControlToken(config.HTTPServerControlToken);
   base::Status sst = status.Start();
   if (!sst.ok()) {
     spdlog::error("volume {}: status server: {}", volname, sst.error().Message());
@@ -556,7 +620,13 @@ int Run(const AgentConfig& config) {
   }
   fuse_alive = true;
   hook_adapter = &adapter;
-  spdlog::info("volume {}: mounted at {}", volname, config.FUSEMountPointPath);
+  ctl_adapter = &adapter;
+  spdlog::info("volume {}: mounted at {}; status server http://{}:{}/ (/health, /metrics)",
+               volname, config.FUSEMountPointPath,
+               config.HTTPServerIPAddr.find(':') != std::string::npos
+                   ? "[" + config.HTTPServerIPAddr + "]"
+                   : config.HTTPServerIPAddr,
+               status.port());
 
   // 6. Signal thread: first SIGINT/SIGTERM flushes and unmounts; later ones report pending data.
   std::atomic<bool> shutdown_started{false};
@@ -689,6 +759,7 @@ int Run(const AgentConfig& config) {
     spdlog::warn("volume {}: releasing leases: {}", volname, released.error().Message());
   }
   stop_watchdog();
+  ctl_adapter = nullptr;
   status.Stop();
   {
     std::lock_guard<std::mutex> l(worker_mu);

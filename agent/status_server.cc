@@ -5,6 +5,7 @@
 #include "agent/sd_notify.h"
 
 #include <dirent.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -14,12 +15,15 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <fstream>
 #include <future>
 #include <list>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -35,10 +39,20 @@ namespace {
 
 constexpr auto kIoTimeout = std::chrono::seconds(10);
 constexpr auto kStopGrace = std::chrono::seconds(3);
+constexpr size_t kMaxQueuedControl = 8;
 
 // Endpoint paths after trailing-slash stripping; "" is the index.
-const char* const kPaths[] = {"", "/version", "/config", "/metrics", "/stats", "/leases",
-                              "/health"};
+const char* const kPaths[] = {"",        "/version", "/config", "/metrics",    "/stats",
+                              "/leases", "/health",  "/status", "/flush", "/drop-caches"};
+
+bool IsControlPath(std::string_view path) { return path == "/flush" || path == "/drop-caches"; }
+
+std::string ErrorJson(const std::string& message) {
+  return nlohmann::json{{"error", message}}.dump() + "\n";
+}
+
+// Splits a target into its path (trailing slashes stripped) and query.
+std::pair<std::string, std::string_view> SplitTarget(std::string_view target);
 
 std::string StripTrailingSlashes(std::string_view path) {
   while (!path.empty() && path.back() == '/') path.remove_suffix(1);
@@ -80,6 +94,8 @@ std::string IndexHtml(const std::string& version) {
       "<li><a href=\"/metrics\">/metrics</a> Prometheus metrics</li>\n"
       "<li><a href=\"/stats\">/stats</a> statistics</li>\n"
       "<li><a href=\"/leases\">/leases</a> lease table</li>\n"
+      "<li><a href=\"/status\">/status</a> summary for pfsagentctl (JSON)</li>\n"
+      "<li>POST /flush, POST /drop-caches (local callers only; see pfsagentctl(8))</li>\n"
       "</ul></body></html>\n";
   return out;
 }
@@ -93,6 +109,17 @@ int64_t CountOpenFds() {
   }
   ::closedir(d);
   return n - 1;  // the directory stream's own fd
+}
+
+std::pair<std::string, std::string_view> SplitTarget(std::string_view target) {
+  std::string_view path_part = target;
+  std::string_view query;
+  size_t q = target.find('?');
+  if (q != std::string_view::npos) {
+    path_part = target.substr(0, q);
+    query = target.substr(q + 1);
+  }
+  return {StripTrailingSlashes(path_part), query};
 }
 
 }  // namespace
@@ -116,6 +143,18 @@ struct StatusServer::Impl : std::enable_shared_from_this<StatusServer::Impl> {
   base::Gauge* rss_bytes = nullptr;
   base::Gauge* open_fds = nullptr;
   base::Gauge* threads = nullptr;
+  base::Counter* refused_not_local = nullptr;
+  base::Counter* refused_token = nullptr;
+  std::string control_token;  // set before Start(), then immutable; SECRET
+  std::chrono::steady_clock::time_point started_at = std::chrono::steady_clock::now();
+
+  // Control thread: runs allowed POSTs one at a time. Lock order: control_mu only (never held
+  // while running a provider or touching the io_context).
+  std::mutex control_mu;
+  std::condition_variable control_cv;
+  std::deque<std::function<void(bool run)>> control_queue;  // run=false: answer 503
+  bool control_stop = false;
+  std::thread control_thread;
 
   // Server machinery. Lock order: start_mu only (never held while calling providers).
   std::mutex start_mu;
@@ -149,6 +188,65 @@ struct StatusServer::Impl : std::enable_shared_from_this<StatusServer::Impl> {
                                   "Resident set size of the agent process in bytes");
     open_fds = registry.GetGauge("process_open_fds", "Open file descriptors of the agent");
     threads = registry.GetGauge("process_threads", "Threads of the agent process");
+    const char* refused_help =
+        "Control requests (POST /flush, /drop-caches) refused: not from a loopback address, or "
+        "a missing/wrong control token";
+    refused_not_local = registry.GetCounter("pfsagent_status_control_refused_total",
+                                            refused_help, "reason=\"not_local\"");
+    refused_token = registry.GetCounter("pfsagent_status_control_refused_total", refused_help,
+                                        "reason=\"token\"");
+  }
+
+  // Control thread body: runs queued jobs until stopped; jobs still queued then get run=false.
+  void ControlLoop() {
+    std::unique_lock l(control_mu);
+    for (;;) {
+      control_cv.wait(l, [&] { return control_stop || !control_queue.empty(); });
+      if (control_queue.empty()) return;  // stopping and drained
+      auto job = std::move(control_queue.front());
+      control_queue.pop_front();
+      bool run = !control_stop;
+      l.unlock();
+      job(run);
+      l.lock();
+    }
+  }
+
+  // Queues a control job; false when the queue is full or the server stops.
+  bool QueueControl(std::function<void(bool)> job) {
+    std::lock_guard l(control_mu);
+    if (control_stop || control_queue.size() >= kMaxQueuedControl) return false;
+    control_queue.push_back(std::move(job));
+    control_cv.notify_one();
+    return true;
+  }
+
+  // Access check of a control request; nullopt when allowed.
+  std::optional<Response> CheckControl(const Request& rq, const std::string& path) const {
+    if (rq.method != "POST") return Response{405, "", "", "POST", ""};
+    switch (ControlAccess(rq.peer_loopback, rq.authorization, control_token)) {
+      case ControlDecision::kAllowed:
+        return std::nullopt;
+      case ControlDecision::kNotLocal:
+        refused_not_local->Inc();
+        spdlog::warn("status server: refused POST {} from {}: not a loopback address", path,
+                     rq.peer_address.empty() ? "?" : std::string(rq.peer_address));
+        return Response{403, "application/json",
+                        ErrorJson("POST " + path +
+                                  " is only accepted from a loopback address (127.0.0.1, ::1)"),
+                        "", ""};
+      case ControlDecision::kBadToken:
+        refused_token->Inc();
+        spdlog::warn("status server: refused POST {} from {}: {} control token", path,
+                     rq.peer_address.empty() ? "?" : std::string(rq.peer_address),
+                     rq.authorization.empty() ? "missing" : "wrong");
+        return Response{401, "application/json",
+                        ErrorJson(std::string(rq.authorization.empty() ? "missing" : "wrong") +
+                                  " control token (HTTPServerControlToken): send "
+                                  "\"Authorization: Bearer <token>\""),
+                        "", "Bearer realm=\"pfsagentd\""};
+    }
+    return Response{500, "", "", "", ""};
   }
 
   static std::string EscapeLabel(const std::string& v) {
@@ -189,17 +287,14 @@ struct StatusServer::Impl : std::enable_shared_from_this<StatusServer::Impl> {
     other_counter->Inc();
   }
 
-  Response Handle(std::string_view method, std::string_view target) const {
-    std::string_view path_part = target;
-    std::string_view query;
-    size_t q = target.find('?');
-    if (q != std::string_view::npos) {
-      path_part = target.substr(0, q);
-      query = target.substr(q + 1);
-    }
-    std::string path = StripTrailingSlashes(path_part);
+  Response Handle(const Request& rq) const {
+    auto [path, query] = SplitTarget(rq.target);
     Count(path);
-    if (method != "GET") return Response{405, "", ""};
+    if (IsControlPath(path)) {
+      if (auto refused = CheckControl(rq, path)) return *refused;
+      return RunControl(path);
+    }
+    if (rq.method != "GET") return Response{405, "", "", "GET", ""};
     try {
       if (path.empty()) return Response{200, "text/html; charset=utf-8", IndexHtml(version)};
       if (path == "/version") {
@@ -229,13 +324,21 @@ struct StatusServer::Impl : std::enable_shared_from_this<StatusServer::Impl> {
                         providers.leases_json ? providers.leases_json() : "{}\n"};
       }
       if (path == "/health") {
-        HealthReport report;
-        report.Add("ready", ready.load(), ready.load() ? "" : "not mounted yet");
-        if (providers.health) {
-          for (auto& c : providers.health().checks) report.checks.push_back(std::move(c));
-        }
+        HealthReport report = Health();
         return Response{report.Healthy() ? 200u : 503u, "text/plain; charset=utf-8",
                         report.ToText()};
+      }
+      if (path == "/status") {
+        StatusFacts facts = providers.status ? providers.status() : StatusFacts{};
+        facts.version = version;
+        facts.ready = ready.load();
+        facts.health = Health();
+        if (!providers.status) {
+          facts.uptime_seconds = std::chrono::duration<double>(
+                                     std::chrono::steady_clock::now() - started_at)
+                                     .count();
+        }
+        return Response{200, "application/json", StatusJson(facts)};
       }
     } catch (const std::exception& e) {
       // A provider failed (bad JSON, exception): report it without taking the server down.
@@ -243,6 +346,29 @@ struct StatusServer::Impl : std::enable_shared_from_this<StatusServer::Impl> {
                       std::string("internal error: ") + e.what() + "\n"};
     }
     return Response{404, "", ""};
+  }
+
+  HealthReport Health() const {
+    HealthReport report;
+    report.Add("ready", ready.load(), ready.load() ? "" : "not mounted yet");
+    if (providers.health) {
+      for (auto& c : providers.health().checks) report.checks.push_back(std::move(c));
+    }
+    return report;
+  }
+
+  // Runs an allowed control request's provider (on the calling thread).
+  Response RunControl(const std::string& path) const {
+    const auto& provider = path == "/flush" ? providers.flush : providers.drop_caches;
+    if (!provider) return Response{501, "application/json", ErrorJson("not supported"), "", ""};
+    try {
+      spdlog::info("status server: POST {}", path);
+      auto [status, body] = provider();
+      return Response{status, "application/json", std::move(body), "", ""};
+    } catch (const std::exception& e) {
+      return Response{500, "application/json", ErrorJson(std::string("internal error: ") +
+                                                         e.what()), "", ""};
+    }
   }
 
   // ---- networking (io thread only) ----
@@ -282,15 +408,48 @@ struct StatusServer::Impl : std::enable_shared_from_this<StatusServer::Impl> {
     void OnRead(beast::error_code ec) {
       reading_ = false;
       if (ec) return Close();
-      Response r = impl_->Handle(std::string_view(req_.method_string()),
-                                 std::string_view(req_.target()));
+      beast::error_code pec;
+      auto peer = stream_.socket().remote_endpoint(pec);
+      std::string peer_text = pec ? std::string() : peer.address().to_string();
+      Request rq{std::string_view(req_.method_string()), std::string_view(req_.target()),
+                 !pec && IsLoopbackAddress(peer_text), peer_text,
+                 std::string_view(req_[http::field::authorization])};
+      auto [path, query] = SplitTarget(rq.target);
+      if (IsControlPath(path)) {
+        if (auto refused = impl_->CheckControl(rq, path)) {
+          impl_->Count(path);
+          return Write(std::move(*refused));
+        }
+        // Allowed: run on the control thread, answer from the io thread.
+        impl_->Count(path);
+        auto self = shared_from_this();
+        bool queued = impl_->QueueControl([self, path = path](bool run) {
+          Response r = run ? self->impl_->RunControl(path)
+                           : Response{503, "application/json",
+                                      ErrorJson("the agent is shutting down"), "", ""};
+          net::post(self->impl_->ioc, [self, r = std::move(r)]() mutable {
+            self->Write(std::move(r));
+          });
+        });
+        if (!queued) {
+          Write(Response{503, "application/json",
+                         ErrorJson("too many control requests waiting, or shutting down"), "",
+                         ""});
+        }
+        return;
+      }
+      Write(impl_->Handle(rq));
+    }
+
+    void Write(Response r) {
       res_ = {};
       res_.version(req_.version());
       res_.result(r.status);
       res_.set(http::field::server, "pfsagentd/" + impl_->version);
       res_.set(http::field::cache_control, "no-store");
       if (!r.content_type.empty()) res_.set(http::field::content_type, r.content_type);
-      if (r.status == 405) res_.set(http::field::allow, "GET");
+      if (!r.allow.empty()) res_.set(http::field::allow, r.allow);
+      if (!r.www_authenticate.empty()) res_.set(http::field::www_authenticate, r.www_authenticate);
       bool keep_alive = req_.keep_alive() && !impl_->stopping.load();
       res_.keep_alive(keep_alive);
       res_.body() = std::move(r.body);
@@ -363,6 +522,8 @@ base::Status StatusServer::Start() {
   if (ec) return fail("getsockname");
   impl_->acceptor = std::move(acc);
   impl_->started = true;
+  impl_->started_at = std::chrono::steady_clock::now();
+  impl_->control_thread = std::thread([impl = impl_] { impl->ControlLoop(); });
   impl_->Accept();
   std::promise<void> done;
   impl_->run_done = done.get_future();
@@ -391,6 +552,14 @@ void StatusServer::Stop() {
   std::lock_guard lock(impl_->start_mu);
   if (!impl_->started || impl_->stopped) return;
   impl_->stopped = true;
+  // Control requests first: the one running finishes (its answer is posted to the still
+  // running io loop), queued ones are answered 503.
+  {
+    std::lock_guard l(impl_->control_mu);
+    impl_->control_stop = true;
+  }
+  impl_->control_cv.notify_all();
+  if (impl_->control_thread.joinable()) impl_->control_thread.join();
   impl_->stopping.store(true);
   net::post(impl_->ioc, [impl = impl_] {
     beast::error_code ec;
@@ -415,9 +584,18 @@ void StatusServer::Stop() {
   impl_->ioc.poll();
 }
 
+void StatusServer::SetControlToken(std::string token) {
+  std::lock_guard lock(impl_->start_mu);
+  impl_->control_token = std::move(token);
+}
+
+StatusServer::Response StatusServer::Handle(const Request& request) const {
+  return impl_->Handle(request);
+}
+
 StatusServer::Response StatusServer::Handle(std::string_view method,
                                             std::string_view target) const {
-  return impl_->Handle(method, target);
+  return impl_->Handle(Request{method, target, true, "", ""});
 }
 
 }  // namespace agent

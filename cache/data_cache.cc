@@ -114,6 +114,7 @@ class DataCacheImpl {
   size_t SegmentsInFlight() const;
   std::vector<uint64_t> DirtyInodes() const;
   uint64_t DirtyBytes(uint64_t ino) const;
+  std::pair<uint64_t, uint64_t> DropReadCache() { return lines_.DropReady(); }
 
  private:
   using Lock = std::unique_lock<std::mutex>;
@@ -788,5 +789,9 @@ uint64_t DataCache::DirtyBytes() const { return impl_->DirtyBytes(); }
 size_t DataCache::SegmentsInFlight() const { return impl_->SegmentsInFlight(); }
 std::vector<uint64_t> DataCache::DirtyInodes() const { return impl_->DirtyInodes(); }
 uint64_t DataCache::DirtyBytes(uint64_t ino) const { return impl_->DirtyBytes(ino); }
+DataCache::DropStats DataCache::DropReadCache() {
+  auto [lines, bytes] = impl_->DropReadCache();
+  return DropStats{lines, bytes};
+}
 
 }  // namespace cache

@@ -103,6 +103,15 @@ class DataCache {
   // DirtyBytes()). 0 for an unknown inode.
   uint64_t DirtyBytes(uint64_t ino) const;
 
+  // Operator "drop caches": forgets every filled read-cache line (object bytes are immutable,
+  // so this only costs GETs later). Dirty data and extent maps are untouched. Never blocks on
+  // I/O. Returns what was dropped.
+  struct DropStats {
+    uint64_t lines = 0;
+    uint64_t bytes = 0;
+  };
+  DropStats DropReadCache();
+
  private:
   std::unique_ptr<DataCacheImpl> impl_;
 };

@@ -163,6 +163,26 @@ bool LineCache::Contains(uint64_t segment_number, uint64_t idx) const {
   return index_.count(Key{segment_number, idx}) != 0;
 }
 
+std::pair<uint64_t, uint64_t> LineCache::DropReady() {
+  uint64_t lines = 0, bytes = 0;
+  std::lock_guard lock(mu_);
+  for (auto it = lru_.begin(); it != lru_.end();) {
+    Line& line = *it->second;
+    // try_lock: never wait for a line's mutex under mu_ (a busy line is simply kept).
+    std::unique_lock line_lock(line.mu, std::try_to_lock);
+    if (line_lock.owns_lock() && line.state == Line::State::kReady) {
+      ++lines;
+      bytes += line.data ? line.data->size() : 0;
+      line_lock.unlock();
+      index_.erase(it->first);
+      it = lru_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return {lines, bytes};
+}
+
 size_t LineCache::Size() const {
   std::lock_guard lock(mu_);
   return lru_.size();

@@ -80,6 +80,10 @@ class LineCache {
   bool Contains(uint64_t segment_number, uint64_t idx) const;
   size_t Size() const;
 
+  // Removes every filled line from the index (operator "drop caches"); lines being filled are
+  // kept. Readers holding a line keep their copy. Returns {lines dropped, bytes dropped}.
+  std::pair<uint64_t, uint64_t> DropReady();
+
  private:
   struct Line {
     std::mutex mu;

@@ -172,6 +172,14 @@ size_t Volume::InodeCount() const {
   return inodes_.size();
 }
 
+std::vector<uint64_t> Volume::InodeNumbers() const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<uint64_t> out;
+  out.reserve(inodes_.size());
+  for (const auto& [ino, inode] : inodes_) out.push_back(ino);
+  return out;
+}
+
 size_t Volume::OpenHandleCount() const {
   std::lock_guard<std::mutex> l(mu_);
   return handles_.size();

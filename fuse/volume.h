@@ -255,6 +255,8 @@ class Volume {
   // the first time it takes a lease again.
   void LeasesLost();
   size_t InodeCount() const;
+  // The inode numbers the Volume (and so the kernel) currently knows, unordered.
+  std::vector<uint64_t> InodeNumbers() const;
   size_t OpenHandleCount() const;
 
  private:

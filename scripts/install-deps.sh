@@ -10,6 +10,8 @@ PACKAGES=(
   libssl-dev libspdlog-dev catch2
   # run and test
   fuse3 openssl curl procps psmisc python3 systemd
+  # Debian package (CPack: dpkg-shlibdeps, file) and its test (a clean Debian 12 root), lintian
+  dpkg-dev file mmdebstrap lintian iproute2
 )
 # Real-Swift tier (spec: shared/notes/real-swift.md).
 SWIFT_PACKAGES=(swift swift-proxy swift-account swift-container swift-object python3-swift memcached)

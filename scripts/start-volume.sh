@@ -68,10 +68,27 @@ if ! grep -qs " $MNT fuse.PFSAgent " /proc/mounts; then
   echo "start-volume: the volume did not mount" >&2; kill "$AGENT_PID" "$EMU_PID"; exit 1
 fi
 
+# The status server's URL, as the agent logged it (the port may have been picked by the kernel).
+STATUS_URL=""
+for _ in $(seq 1 50); do
+  STATUS_URL=$(grep -o 'status server http://[^ ]*/' "$WORK/pfsagentd.log" 2>/dev/null | tail -1 |
+               sed 's/^status server //; s#/$##')
+  [[ -n $STATUS_URL ]] && break
+  sleep 0.1
+done
+
 STOP="kill -TERM $AGENT_PID; while kill -0 $AGENT_PID 2>/dev/null; do sleep 0.2; done; kill -TERM $EMU_PID"
 echo "$STOP" >"$WORK/stop.sh"
 chmod +x "$WORK/stop.sh"
 echo "Volume mounted at: $MNT"
+if [[ -n $STATUS_URL ]]; then
+  echo "Health:            $STATUS_URL/health"
+  echo "Metrics:           $STATUS_URL/metrics"
+  CTL=$BUILD/ctl/pfsagentctl
+  if [[ -x $CTL ]]; then echo "Control:           $CTL --url $STATUS_URL status   (or top, flush, ...)"; fi
+else
+  echo "Status server:     (URL not found in $WORK/pfsagentd.log)"
+fi
 echo "Logs and data:     $WORK"
 echo "Stop with:         $STOP"
 echo "            (or:   $WORK/stop.sh)"

@@ -171,6 +171,31 @@ TEST_CASE("read: LRU eviction", "[cache][read]") {
   CHECK(env.os.GetsOf(obj) == 4);
 }
 
+TEST_CASE("read: DropReadCache forgets filled lines; the next read GETs again, dirty data stays",
+          "[cache][read]") {
+  auto o = TestOptions();
+  o.line_size = 100;
+  o.line_count = 8;
+  o.readahead_lines = 0;
+  CacheEnv env(o);
+  std::string d(300, 'z');
+  std::string obj = SeedWrite(env.os, env.md, 41, 0, d);
+  REQUIRE(env.dc->Read(41, 0, 300, 300).ok());
+  CHECK(env.os.GetsOf(obj) == 3);
+  REQUIRE(env.dc->Write(42, 0, "dirty").ok());
+  auto dropped = env.dc->DropReadCache();
+  CHECK(dropped.lines == 3);
+  CHECK(dropped.bytes == 300);
+  CHECK(env.dc->DirtyBytes() == 5);  // untouched
+  auto r = env.dc->Read(41, 0, 300, 300);
+  REQUIRE(r.ok());
+  CHECK(*r == d);
+  CHECK(env.os.GetsOf(obj) == 6);  // every line fetched again
+  CHECK(env.dc->DropReadCache().lines == 3);
+  CHECK(env.dc->DropReadCache().lines == 0);
+  REQUIRE(env.dc->Flush(42).ok());
+}
+
 TEST_CASE("read: sequential access triggers readahead of the next lines", "[cache][read]") {
   auto o = TestOptions();
   o.line_size = 4096;

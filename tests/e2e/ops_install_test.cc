@@ -1,4 +1,5 @@
-// `cmake --install` into a temporary prefix puts every operator-facing file in place, and the
+// `cmake --install` into a temporary prefix puts every operator-facing file in place (also
+// pfsagentctl, man pages, logrotate, dashboard and alerts), and the
 // installed unit (ExecStart rewritten to the prefix) passes `systemd-analyze verify` silently.
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -37,7 +38,7 @@ bool Executable(const fs::path& p) { return access(p.c_str(), X_OK) == 0; }
 
 }  // namespace
 
-TEST_CASE("cmake --install lays out binaries, unit, helper, sample config and docs", "[e2e]") {
+TEST_CASE("cmake --install lays out binaries, units, helper, pfsagentctl, man pages, sample config and docs", "[e2e]") {
   char tmpl[] = "/tmp/pfs_ops_install_XXXXXX";
   REQUIRE(mkdtemp(tmpl) != nullptr);
   const fs::path prefix = tmpl;
@@ -50,6 +51,17 @@ TEST_CASE("cmake --install lays out binaries, unit, helper, sample config and do
   CHECK(Executable(prefix / "bin/pfsagentd"));
   CHECK(Executable(prefix / "bin/pfsagentd-swift-auth-plugin"));
   CHECK(Executable(prefix / "sbin/mount.fuse.pfsagentd"));
+  CHECK(Executable(prefix / "bin/pfsagentctl"));
+  for (const char* page : {"man8/pfsagentd.8.gz", "man8/pfsagentctl.8.gz", "man5/pfsagent.conf.5.gz",
+                           "man8/mount.fuse.pfsagentd.8.gz",
+                           "man8/pfsagentd-swift-auth-plugin.8.gz"}) {
+    INFO(page);
+    CHECK(fs::exists(prefix / "share/man" / page));
+  }
+  CHECK(fs::exists(prefix / "etc/logrotate.d/pfsagentd"));
+  CHECK(fs::exists(prefix / "share/doc/pfsagent/copyright"));
+  CHECK(fs::exists(prefix / "share/doc/pfsagent/examples/grafana/pfsagent-dashboard.json"));
+  CHECK(fs::exists(prefix / "share/doc/pfsagent/examples/prometheus/pfsagent-alerts.yml"));
   CHECK(fs::exists(prefix / "share/doc/pfsagent/operations.md"));
   CHECK(fs::exists(prefix / "share/doc/pfsagent/README.md"));
   if (fs::exists(fs::path(PFS_SOURCE_DIR) / "etc/pfsagent.conf")) {
@@ -61,9 +73,11 @@ TEST_CASE("cmake --install lays out binaries, unit, helper, sample config and do
   CHECK(text.find("\nExecStart=" + (prefix / "bin/pfsagentd").string() + " " +
                   (prefix / "etc/pfsagentd/%i.conf").string() + "\n") != std::string::npos);
   CHECK(text.find("/usr/bin/pfsagentd") == std::string::npos);
+  CHECK(text.find("\nPartOf=pfsagentd.target\n") != std::string::npos);
+  CHECK(fs::exists(unit.parent_path() / "pfsagentd.target"));
 
   rc = Run("cd " + unit.parent_path().string() +
-               " && systemd-analyze verify --man=no ./pfsagentd@.service",
+               " && systemd-analyze verify --man=no ./pfsagentd@.service ./pfsagentd.target",
            &out);
   INFO(out);
   CHECK(rc == 0);

@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
+#include <random>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -470,19 +471,76 @@ TEST_CASE("config: >= 25 distinct bad configurations give precise errors", "[con
 // ---------------------------------------------------------------------------------------------
 // JSON and redaction
 
-TEST_CASE("config: ConfigToJson uses INI names and integer nanoseconds", "[config][json]") {
+TEST_CASE("config: ConfigToJson uses INI names and durations as a person writes them",
+          "[config][json]") {
   AgentConfig c;
   c.SwiftTimeout = 20s;
   auto j = nlohmann::json::parse(agent::ConfigToJson(c, true));
-  CHECK(j.size() == 50);  // 46 original keys + 3 RetryRPC* + FUSEAllowOther
-  CHECK(j["SwiftTimeout"] == 20000000000LL);
-  CHECK(j["MaxFlushTime"] == 200000000LL);
+  CHECK(j.size() == 51);  // 46 original keys + 3 RetryRPC* + FUSEAllowOther + control token
+  CHECK(j["SwiftTimeout"] == "20s");
+  CHECK(j["MaxFlushTime"] == "200ms");
+  CHECK(j["RetryRPCDeadlineIO"] == "1m");
+  CHECK(j["EntryDuration"] == "0s");
+  CHECK(j["HTTPServerControlToken"] == "");
   CHECK(j["SwiftRetryDelayVariance"] == 25);
   CHECK(j["SwiftRetryExpBackoff"] == 1.4);
   CHECK(j["FUSECongestionThreshhold"] == 0);
   CHECK(j["HTTPServerIPAddr"] == "127.0.0.1");
   CHECK(j["LogToConsole"] == true);
   CHECK(j["PlugInEnvValue"] == "");
+}
+
+TEST_CASE("config: FormatDuration prints Go syntax that ParseGoDuration reads back",
+          "[config][json]") {
+  using agent::FormatDuration;
+  using std::chrono::nanoseconds;
+  CHECK(FormatDuration(0s) == "0s");
+  CHECK(FormatDuration(60s) == "1m");
+  CHECK(FormatDuration(90s) == "1m30s");
+  CHECK(FormatDuration(10min) == "10m");
+  CHECK(FormatDuration(3h) == "3h");
+  CHECK(FormatDuration(2h + 45min) == "2h45m");
+  CHECK(FormatDuration(1h + 500ms) == "1h0.5s");
+  CHECK(FormatDuration(100ms) == "100ms");
+  CHECK(FormatDuration(1500ms) == "1.5s");
+  CHECK(FormatDuration(nanoseconds(1500)) == "1.5us");
+  CHECK(FormatDuration(nanoseconds(7)) == "7ns");
+  CHECK(FormatDuration(nanoseconds(1000000001)) == "1.000000001s");
+  CHECK(FormatDuration(-250ms) == "-250ms");
+  std::mt19937_64 rng(42);
+  for (int i = 0; i < 2000; ++i) {
+    nanoseconds d(static_cast<int64_t>(rng() >> (1 + rng() % 63)));
+    INFO(d.count());
+    auto back = agent::ParseGoDuration(FormatDuration(d));
+    REQUIRE(back.ok());
+    CHECK(*back == d);
+  }
+  // What --check-config and /config print loads back into the same configuration.
+  AgentConfig c;
+  c.SwiftTimeout = 90s;
+  c.MaxFlushTime = 1500ms;
+  c.LeaseRetryDelay = nanoseconds(1234567);
+  auto j = nlohmann::json::parse(agent::ConfigToJson(c, false));
+  std::string text = "[Agent]\n";
+  for (const char* k : {"SwiftTimeout", "MaxFlushTime", "LeaseRetryDelay", "RetryRPCDeadlineIO"}) {
+    text += std::string(k) + ": " + j[k].get<std::string>() + "\n";
+  }
+  AgentConfig back = LoadText(text, nullptr);
+  CHECK(agent::ConfigToJson(back, false) == agent::ConfigToJson(c, false));
+}
+
+TEST_CASE("config: HTTPServerControlToken is validated and never shown", "[config][json]") {
+  AgentConfig c = LoadText("[Agent]\nHTTPServerControlToken: 0123456789abcdef0123\n", nullptr);
+  CHECK(c.HTTPServerControlToken == "0123456789abcdef0123");
+  std::string json = agent::ConfigToJson(c, true);
+  CHECK(json.find("0123456789abcdef0123") == std::string::npos);
+  CHECK(nlohmann::json::parse(json)["HTTPServerControlToken"] == "<redacted>");
+  for (const std::string& bad : {std::string("short-secret"), std::string(300, 'a')}) {
+    std::string msg = LoadError("[Agent]\n", {"Agent.HTTPServerControlToken=" + bad});
+    CHECK(msg.find("HTTPServerControlToken") != std::string::npos);
+    CHECK(msg.find("16 to 256") != std::string::npos);
+    CHECK(msg.find(bad) == std::string::npos);
+  }
 }
 
 TEST_CASE("config: PlugInEnvValue redaction", "[config][json]") {

@@ -339,3 +339,124 @@ TEST_CASE("SetReady transitions are sent to $NOTIFY_SOCKET (READY=1 / STOPPING=1
   ::close(fd);
   ::unlink(path.c_str());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Control endpoints (pfsagentctl): POST /flush and /drop-caches, /status.
+
+namespace {
+
+Reply Post(uint16_t port, const std::string& target, const std::string& authorization = "") {
+  boost::asio::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  stream.expires_after(std::chrono::seconds(10));
+  stream.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+  http::request<http::string_body> req{http::verb::post, target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  if (!authorization.empty()) req.set(http::field::authorization, authorization);
+  req.keep_alive(false);
+  req.prepare_payload();
+  http::write(stream, req);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(stream, buf, res);
+  return Reply{res.result_int(), std::string(res[http::field::content_type]),
+               std::string(res[http::field::allow]), res.body()};
+}
+
+}  // namespace
+
+TEST_CASE("control: POST /flush runs on the control thread; /metrics stays responsive") {
+  base::Registry registry;
+  std::atomic<int> flushes{0};
+  agent::StatusServer::Providers p;
+  p.flush = [&]() -> std::pair<unsigned, std::string> {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // a slow flush
+    ++flushes;
+    return {200u, "{\"ok\":true}\n"};
+  };
+  p.drop_caches = [] { return std::pair<unsigned, std::string>{200u, "{\"ok\":true}\n"}; };
+  agent::StatusServer server("127.0.0.1", 0, registry, p, "v1");
+  REQUIRE(server.Start().ok());
+  const uint16_t port = server.port();
+  std::thread flusher([&] {
+    Reply r = Post(port, "/flush");
+    CHECK(r.status == 200);
+    CHECK(r.content_type == "application/json");
+    CHECK(r.body == "{\"ok\":true}\n");
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(Fetch(port, "/metrics").status == 200);  // while the flush is running
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(700));
+  flusher.join();
+  CHECK(flushes == 1);
+  CHECK(Post(port, "/drop-caches").status == 200);
+  auto r = Fetch(port, "/flush");  // GET on a control endpoint
+  CHECK(r.status == 405);
+  CHECK(r.allow == "POST");
+  CHECK(r.body.empty());
+  CHECK(Post(port, "/metrics").allow == "GET");
+  server.Stop();
+}
+
+TEST_CASE("control: the token is required when set; non-loopback peers are refused") {
+  base::Registry registry;
+  int runs = 0;
+  agent::StatusServer::Providers p;
+  p.flush = [&] {
+    ++runs;
+    return std::pair<unsigned, std::string>{200u, "{}\n"};
+  };
+  agent::StatusServer server("127.0.0.1", 0, registry, p, "v1");
+  server.SetControlToken("0123456789abcdef0123");
+  REQUIRE(server.Start().ok());
+  auto r = Post(server.port(), "/flush");
+  CHECK(r.status == 401);
+  CHECK(nlohmann::json::parse(r.body)["error"].get<std::string>().find("missing") !=
+        std::string::npos);
+  CHECK(Post(server.port(), "/flush", "Bearer 0123456789abcdef012").status == 401);
+  CHECK(Post(server.port(), "/flush", "Bearer 0123456789abcdef0123").status == 200);
+  CHECK(runs == 1);
+  // A peer that is not loopback is refused before the token is looked at.
+  agent::StatusServer::Request rq{"POST", "/flush", false, "192.0.2.9",
+                                  "Bearer 0123456789abcdef0123"};
+  auto refused = server.Handle(rq);
+  CHECK(refused.status == 403);
+  CHECK(refused.body.find("loopback") != std::string::npos);
+  CHECK(runs == 1);
+  const std::string metrics = registry.RenderPrometheus();
+  CHECK(metrics.find("pfsagent_status_control_refused_total{reason=\"not_local\"} 1\n") !=
+        std::string::npos);
+  CHECK(metrics.find("pfsagent_status_control_refused_total{reason=\"token\"} 2\n") !=
+        std::string::npos);
+  CHECK(server.Handle("POST", "/drop-caches").status == 401);  // token applies to both
+  server.SetControlToken("");  // (before Start in real use; here: Handle only)
+  CHECK(server.Handle("POST", "/drop-caches").status == 501);  // no provider
+}
+
+TEST_CASE("control: /status merges readiness, version and the health checks") {
+  base::Registry registry;
+  agent::StatusServer::Providers p;
+  p.status = [] {
+    agent::StatusFacts f;
+    f.volume = "vol9";
+    f.dirty_bytes = 7;
+    return f;
+  };
+  p.health = [] {
+    agent::HealthReport h;
+    h.Add("mounted", true);
+    return h;
+  };
+  agent::StatusServer server("127.0.0.1", 0, registry, p, "v3");
+  auto j = nlohmann::json::parse(server.Handle("GET", "/status").body);
+  CHECK(j["version"] == "v3");
+  CHECK(j["volume"] == "vol9");
+  CHECK(j["dirty_bytes"] == 7);
+  CHECK(j["ready"] == false);
+  CHECK(j["healthy"] == false);  // not ready yet
+  server.SetReady(true);
+  j = nlohmann::json::parse(server.Handle("GET", "/status").body);
+  CHECK(j["healthy"] == true);
+  CHECK(j["health"].size() == 2);  // ready + mounted
+}
