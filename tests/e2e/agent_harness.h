@@ -104,7 +104,8 @@ class AgentProcess {
         << "MaxFlushTime: 2s\n"
         << "XAttrEnabled: true\n"
         << "FUSEUnMountRetryDelay: 100ms\n"
-        << "FUSEUnMountRetryCap: 100\n";
+        << "FUSEUnMountRetryCap: 100\n"
+        << "StateDirPath: " << workdir << "/state\n";
       for (const auto& l : extra) c << l << "\n";
     }
     std::string out = workdir + "/agent.out";
