@@ -35,7 +35,9 @@
 
 #include "agent/logging.h"
 #include "agent/mount_state.h"
+#include "agent/sd_notify.h"
 #include "agent/status_server.h"
+#include "agent/takeover.h"
 #include "base/metrics.h"
 #include "cache/data_cache.h"
 #include "fuse/fuse_adapter.h"
@@ -144,6 +146,43 @@ class ManagerLeaseGate : public pfsfuse::LeaseGate {
   lease::LeaseManager& m_;
 };
 
+// The new side of a takeover (agent/takeover.h): adopt the running agent's FUSE session.
+base::Status TakeOver(const AgentConfig& config, pfsfuse::Volume& volume,
+                      pfsfuse::FuseAdapter& adapter) {
+  const std::string path =
+      TakeoverSocketPath(StateDir::DirFor(config.StateDirPath, config.FUSEVolumeName));
+  spdlog::info("volume {}: asking the running agent for its FUSE session ({})",
+               config.FUSEVolumeName, path);
+  auto grant = RequestTakeover(path, std::chrono::seconds(120));
+  if (!grant.ok()) return grant.error().Wrap("takeover");
+  volume.ImportKernelState(grant->state.kernel);
+  base::Status ad = adapter.Adopt(grant->fuse_fd, grant->state.init);
+  if (!ad.ok()) {
+    (void)ConfirmTakeover(*grant, false);
+    close(grant->sock);
+    return ad.error().Wrap("takeover");
+  }
+  PFS_RETURN_IF_ERROR(ConfirmTakeover(*grant, true));
+  base::Status gone = WaitPredecessorExit(*grant, std::chrono::seconds(30));
+  if (!gone.ok()) {
+    spdlog::warn("volume {}: predecessor pid {} did not exit: {}", config.FUSEVolumeName,
+                 grant->state.pid, gone.error().Message());
+  }
+  // What the predecessor read but left unanswered while handing over: ask the kernel again.
+  base::Status rs = adapter.Resend();
+  if (!rs.ok()) {
+    spdlog::warn("volume {}: {} (requests dropped during the handover may hang)",
+                 config.FUSEVolumeName, rs.error().Message());
+  }
+  // The old agent gave its leases back: what the kernel caches may be stale by now.
+  for (const auto& n : grant->state.kernel.nodes) adapter.InvalidateInode(n.ino);
+  spdlog::info("volume {}: took over the FUSE session of pid {} ({} inode(s), {} open "
+               "handle(s))",
+               config.FUSEVolumeName, grant->state.pid, grant->state.kernel.nodes.size(),
+               grant->state.kernel.handles.size());
+  return base::Ok();
+}
+
 int64_t UnixNow() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -208,8 +247,15 @@ void LimitMallocArenas() {
 }
 }  // namespace
 
-int Run(const AgentConfig& config) {
+int Run(const AgentConfig& config) { return Run(config, RunOptions{}); }
+
+int Run(const AgentConfig& config, const RunOptions& run) {
   const std::string volname = config.FUSEVolumeName;
+  if (run.takeover && config.StateDirPath.empty()) {
+    std::fprintf(stderr, "pfsagentd: --takeover needs StateDirPath (the running agent's socket "
+                         "lives there)\n");
+    return 1;
+  }
   LimitMallocArenas();
   base::Status sig = InstallSignalHandlers();
   if (!sig.ok()) {
@@ -233,8 +279,9 @@ int Run(const AgentConfig& config) {
   }
 
   // 0. State directory (restarts after a crash, takeover): lock it for our life.
+  // A takeover locks it only once the predecessor has exited.
   std::unique_ptr<StateDir> state;
-  if (!config.StateDirPath.empty()) {
+  if (!config.StateDirPath.empty() && !run.takeover) {
     auto sd = StateDir::Open(config.StateDirPath, volname);
     if (sd.ok()) {
       state = std::move(*sd);
@@ -467,7 +514,8 @@ int Run(const AgentConfig& config) {
   };
   StatusServer status(config.HTTPServerIPAddr, config.HTTPServerTCPPort, registry, providers,
                       PFS_VERSION_STRING);
-  base::Status sst = status.Start();
+  // A takeover starts it after the predecessor (which listens on the same port) has exited.
+  base::Status sst = run.takeover ? base::Ok() : status.Start();
   if (!sst.ok()) {
     spdlog::error("volume {}: status server: {}", volname, sst.error().Message());
     std::fprintf(stderr, "pfsagentd: status server: %s\n", sst.error().Message().c_str());
@@ -487,7 +535,26 @@ int Run(const AgentConfig& config) {
   mopts.congestion_threshold = config.FUSECongestionThreshhold;
   mopts.readdirplus = config.ReadDirPlusEnabled;
   pfsfuse::FuseAdapter adapter(*volume, mopts, &registry);
-  base::Status mst2 = adapter.Mount();
+  base::Status mst2 = run.takeover ? TakeOver(config, *volume, adapter) : adapter.Mount();
+  if (mst2.ok() && run.takeover) {
+    // The predecessor is gone: its lock, its status port and its mount record are ours now.
+    auto sd = StateDir::Open(config.StateDirPath, volname, std::chrono::seconds(10));
+    if (sd.ok()) {
+      state = std::move(*sd);
+      record_mounts(*meta.Current());
+    } else {
+      spdlog::warn("volume {}: {}; keeping no state", volname, sd.error().Message());
+    }
+    for (int i = 0;; ++i) {
+      sst = status.Start();
+      if (sst.ok() || i >= 50) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (!sst.ok()) {
+      spdlog::error("volume {}: status server: {} (serving the mount anyway)", volname,
+                    sst.error().Message());
+    }
+  }
   if (!mst2.ok()) {
     spdlog::error("volume {}: {}", volname, mst2.error().Message());
     std::fprintf(stderr, "pfsagentd: %s\n", mst2.error().Message().c_str());
@@ -589,8 +656,56 @@ int Run(const AgentConfig& config) {
     if (watchdog.joinable()) watchdog.join();
   };
 
+  // 6b. Takeover: a successor may ask for the session (pfsagentd --takeover).
+  std::unique_ptr<TakeoverServer> takeover;
+  if (state != nullptr) {
+    TakeoverServer::Hooks th;
+    th.fuse_fd = adapter.SessionFd();
+    th.prepare = [&]() -> base::Result<HandoffState> {
+      PFS_RETURN_IF_ERROR(adapter.BeginDrain(std::chrono::seconds(30)));
+      base::Status f = volume->FlushAll();
+      if (!f.ok()) {
+        adapter.EndDrain();
+        return f.error().Wrap("flush before handing over");
+      }
+      base::Status rel = leases->ReleaseAll();
+      if (!rel.ok()) spdlog::warn("volume {}: releasing leases: {}", volname, rel.error().Message());
+      HandoffState hs;
+      hs.init = adapter.init_params();
+      hs.kernel = volume->ExportKernelState();
+      hs.pid = getpid();
+      spdlog::info("volume {}: handing over {} inode(s), {} open handle(s)", volname,
+                   hs.kernel.nodes.size(), hs.kernel.handles.size());
+      return hs;
+    };
+    th.abort = [&]() { adapter.EndDrain(); };
+    th.done = [&](pid_t successor) {
+      (void)SdNotify("MAINPID=" + std::to_string(successor));
+      stop_watchdog();
+      unmount_server();
+      tokens.Shutdown();
+      spdlog::info("volume {}: handed over to pid {}; exiting without unmounting", volname,
+                   successor);
+      spdlog::default_logger()->flush();
+      _exit(0);
+    };
+    auto ts = TakeoverServer::Start(TakeoverSocketPath(state->path()), std::move(th));
+    if (ts.ok()) {
+      takeover = std::move(*ts);
+    } else {
+      spdlog::warn("volume {}: {} (no takeover possible)", volname, ts.error().Message());
+    }
+  }
+
   status.SetReady(true);
+  if (run.ready_fd >= 0) {
+    char b = 1;
+    ssize_t n = write(run.ready_fd, &b, 1);
+    (void)n;
+    close(run.ready_fd);
+  }
   int loop_rc = adapter.Loop();
+  if (takeover) takeover->Stop();
   loop_done = true;
   fuse_alive = false;
   status.SetReady(false);

@@ -45,16 +45,23 @@ uint64_t NextFirstRequestId(const MountRecord& r, int64_t now) {
   return r.first_request_id + (static_cast<uint64_t>(elapsed) + 2) * kPerSecond;
 }
 
-base::Result<std::unique_ptr<StateDir>> StateDir::Open(const std::string& root,
-                                                       const std::string& volume) {
-  if (root.empty() || root[0] != '/') {
-    return base::Error(EINVAL, "state directory: StateDirPath '" + root + "' is not absolute");
-  }
+std::string StateDir::DirFor(const std::string& root, const std::string& volume) {
   std::string name = volume;
   for (char& c : name) {
     if (c == '/') c = '_';
   }
   if (name.empty() || name == "." || name == "..") name = "_" + name;
+  std::string base = root;
+  while (base.size() > 1 && base.back() == '/') base.pop_back();
+  return (base == "/" ? std::string() : base) + "/" + name;
+}
+
+base::Result<std::unique_ptr<StateDir>> StateDir::Open(const std::string& root,
+                                                       const std::string& volume,
+                                                       std::chrono::milliseconds wait) {
+  if (root.empty() || root[0] != '/') {
+    return base::Error(EINVAL, "state directory: StateDirPath '" + root + "' is not absolute");
+  }
   std::string base = root;
   while (base.size() > 1 && base.back() == '/') base.pop_back();
   // Create missing ancestors of the root (0755), then the volume's own directory 0700.
@@ -69,7 +76,7 @@ base::Result<std::unique_ptr<StateDir>> StateDir::Open(const std::string& root,
       PFS_RETURN_IF_ERROR(MakeDir(*it, 0755));
     }
   }
-  const std::string dir = (base == "/" ? std::string() : base) + "/" + name;
+  const std::string dir = DirFor(root, volume);
   PFS_RETURN_IF_ERROR(MakeDir(dir, 0700));
   struct stat st {};
   if (stat(dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
@@ -81,6 +88,11 @@ base::Result<std::unique_ptr<StateDir>> StateDir::Open(const std::string& root,
   int fd = open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
     return base::Error(errno, "state directory: cannot open " + lock + ": " + Errno(errno));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK &&
+         std::chrono::steady_clock::now() < deadline) {
+    usleep(20000);
   }
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int e = errno;

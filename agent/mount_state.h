@@ -17,6 +17,7 @@
 // Blocking: local file system calls only.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -39,8 +40,13 @@ uint64_t NextFirstRequestId(const MountRecord& r, int64_t now);
 class StateDir {
  public:
   // `root` = StateDirPath, `volume` = FUSEVolumeName ('/' in it becomes '_').
-  static base::Result<std::unique_ptr<StateDir>> Open(const std::string& root,
-                                                      const std::string& volume);
+  // `wait`: how long to keep trying while another process holds the lock (takeover: the
+  // predecessor is exiting).
+  static base::Result<std::unique_ptr<StateDir>> Open(
+      const std::string& root, const std::string& volume,
+      std::chrono::milliseconds wait = std::chrono::milliseconds(0));
+  // The directory Open would use (no file system access).
+  static std::string DirFor(const std::string& root, const std::string& volume);
   ~StateDir();  // releases the lock (the files stay)
   StateDir(const StateDir&) = delete;
   StateDir& operator=(const StateDir&) = delete;

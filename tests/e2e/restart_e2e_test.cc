@@ -15,6 +15,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -332,4 +333,174 @@ TEST_CASE("restart e2e: after SIGKILL of the agent, 50 fsynced files read back w
   // Orderly stop: the record goes away, a later start has nothing to reclaim.
   REQUIRE(rig.agent->Stop() == 0);
   CHECK(access((state + "/mount.json").c_str(), F_OK) != 0);
+}
+
+namespace {
+
+// Runs `argv` with stdout+stderr appended to `out`; returns its pid.
+pid_t Spawn(const std::vector<std::string>& args, const std::string& out) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int WaitChild(pid_t pid, std::chrono::seconds limit) {
+  auto deadline = Clock::now() + limit;
+  int st = 0;
+  while (waitpid(pid, &st, WNOHANG) != pid) {
+    if (Clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &st, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+// Running (a zombie is not: the successor is not our child and its reaper may be slow).
+bool Alive(pid_t pid) {
+  const std::string stat = e2e::ReadText("/proc/" + std::to_string(pid) + "/stat");
+  const auto p = stat.rfind(") ");
+  if (p == std::string::npos || p + 2 >= stat.size()) return false;
+  return stat[p + 2] != 'Z' && stat[p + 2] != 'X';
+}
+
+}  // namespace
+
+TEST_CASE("restart e2e: takeover while dd writes and a reader loops; the mount never goes away",
+          "[e2e][restart][takeover]") {
+  Rig rig;
+  // 256 MiB (the issue's 1 GiB takes too long for CI on 2 cores).
+  constexpr size_t kChunk = 1 << 20, kChunks = 256;
+  const std::string src = rig.work + "/src.bin";
+  {
+    std::ofstream f(src, std::ios::binary);
+    for (size_t i = 0; i < kChunks; ++i) f << Pattern(kChunk, 7000 + i);
+  }
+  const std::string stable = Pattern(3 << 20, 77);
+  REQUIRE(e2e::WriteFile(rig.P("stable"), stable) == 0);
+
+  std::atomic<bool> stop{false};
+  std::atomic<bool> vanished{false};
+  std::thread watch([&] {
+    while (!stop.load()) {
+      if (!e2e::IsMounted(rig.agent->mnt())) vanished = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  std::vector<std::string> reader_errors;
+  std::atomic<int> reads{0};
+  std::thread reader([&] {
+    // One descriptor held across the takeover, and fresh opens.
+    int held = open(rig.P("stable").c_str(), O_RDONLY);
+    if (held < 0) reader_errors.push_back(std::string("open: ") + std::strerror(errno));
+    std::string buf(stable.size(), '\0');
+    while (!stop.load()) {
+      if (held >= 0) {
+        ssize_t n = pread(held, buf.data(), buf.size(), 0);
+        if (n != static_cast<ssize_t>(stable.size()) || buf != stable) {
+          reader_errors.push_back("held descriptor: " + std::string(n < 0 ? std::strerror(errno)
+                                                                           : "short/different"));
+        }
+      }
+      auto got = e2e::ReadFile(rig.P("stable"));
+      if (!got.ok()) {
+        reader_errors.push_back(got.error().Message());
+      } else if (*got != stable) {
+        reader_errors.push_back("content differs");
+      }
+      ++reads;
+    }
+    if (held >= 0 && close(held) != 0) reader_errors.push_back("close held");
+  });
+
+  // Whatever happens below, no successor agent (not our child) outlives the test.
+  struct Cleanup {
+    Rig& rig;
+    ~Cleanup() {
+      const std::string rec = e2e::ReadText(rig.work + "/state/E2EVolume/mount.json");
+      const auto p = rec.find("\"pid\":");
+      if (p == std::string::npos) return;
+      const pid_t pid = static_cast<pid_t>(std::atol(rec.c_str() + p + 6));
+      if (pid > 1 && pid != getpid() && Alive(pid) &&
+          e2e::ReadText("/proc/" + std::to_string(pid) + "/comm").rfind("pfsagentd", 0) == 0 &&
+          (rig.agent == nullptr || pid != rig.agent->pid())) {
+        kill(pid, SIGKILL);
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        if (e2e::IsMounted(rig.agent ? rig.agent->mnt() : rig.work + "/mnt")) {
+          umount2((rig.work + "/mnt").c_str(), MNT_DETACH);
+        }
+      }
+    }
+  } cleanup{rig};
+  const std::string out = rig.work + "/takeover.out";
+  pid_t dd = Spawn({"/bin/dd", "if=" + src, "of=" + rig.P("big"), "bs=1M", "conv=fsync",
+                    "status=none"},
+                   out);
+  REQUIRE(dd > 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  const pid_t old_pid = rig.agent->pid();
+  const auto t0 = Clock::now();
+  pid_t tk = Spawn({PFS_AGENT_PATH, "--takeover", rig.agent->conf()}, out);
+  const int tk_rc = WaitChild(tk, std::chrono::seconds(120));
+  const double took = std::chrono::duration<double>(Clock::now() - t0).count();
+  const int old_rc = rig.agent->ReapKeepMount(std::chrono::seconds(30));
+  const int dd_rc = WaitChild(dd, std::chrono::seconds(240));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  stop = true;
+  reader.join();
+  watch.join();
+
+  const std::string text = e2e::ReadText(out);
+  INFO("takeover output:\n" << text << "\nlog tail:\n"
+                            << rig.agent->Log().substr(rig.agent->Log().size() > 6000
+                                                           ? rig.agent->Log().size() - 6000
+                                                           : 0));
+  CHECK(tk_rc == 0);
+  CHECK(old_rc == 0);
+  CHECK(dd_rc == 0);
+  CHECK(!vanished.load());
+  CHECK(reader_errors.empty());
+  CHECK(reads.load() > 3);
+  WARN("takeover returned after " << took << " s; reads " << reads.load());
+  // The new agent serves: the content is complete and the old pid is gone.
+  CHECK(!Alive(old_pid));
+  auto sum_src = e2e::Checksum(src);
+  auto sum_dst = e2e::Checksum(rig.P("big"));
+  REQUIRE(sum_src.ok());
+  REQUIRE(sum_dst.ok());
+  CHECK(*sum_src == *sum_dst);
+  CHECK(*e2e::ReadFile(rig.P("stable")) == stable);
+  // Stop the successor (not our child): SIGTERM, it flushes and unmounts.
+  const auto pos = text.find("pfsagentd: pid ");
+  REQUIRE(pos != std::string::npos);
+  const pid_t new_pid = static_cast<pid_t>(std::stol(text.substr(pos + 15)));
+  REQUIRE(new_pid > 0);
+  kill(new_pid, SIGTERM);
+  auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (Alive(new_pid) && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  {
+    const std::string log = rig.agent->Log();
+    INFO("log after SIGTERM:\n" << log.substr(log.size() > 3000 ? log.size() - 3000 : 0));
+    CHECK(!Alive(new_pid));
+  }
+  if (Alive(new_pid)) kill(new_pid, SIGKILL);
+  CHECK(!e2e::IsMounted(rig.agent->mnt()));
+  // A fresh agent sees everything.
+  rig.StartAgent();
+  CHECK(*e2e::Checksum(rig.P("big")) == *sum_src);
 }
