@@ -687,16 +687,17 @@ void FuseAdapter::OnInit(void* c) {
 }
 
 namespace {
-std::vector<std::string> SessionArgs(const MountOptions& opts_) {
+// The libfuse session arguments of a mount (the same for Mount and Adopt).
+std::vector<std::string> SessionArgs(const MountOptions& opts) {
   std::vector<std::string> argv_s = {"pfsagentd"};
-  std::string o = "fsname=" + opts_.fsname + ",subtype=PFSAgent";
-  if (opts_.default_permissions) o += ",default_permissions";
-  if (opts_.allow_other) o += ",allow_other";
-  uint32_t max_io = std::min<uint32_t>(std::max<uint32_t>(opts_.max_write, 4096), 1u << 20);
+  std::string o = "fsname=" + opts.fsname + ",subtype=PFSAgent";
+  if (opts.default_permissions) o += ",default_permissions";
+  if (opts.allow_other) o += ",allow_other";
+  uint32_t max_io = std::min<uint32_t>(std::max<uint32_t>(opts.max_write, 4096), 1u << 20);
   o += ",max_read=" + std::to_string(max_io);
   argv_s.push_back("-o");
   argv_s.push_back(o);
-  if (opts_.debug) argv_s.push_back("-d");
+  if (opts.debug) argv_s.push_back("-d");
   return argv_s;
 }
 }  // namespace
@@ -821,15 +822,7 @@ int FuseAdapter::SessionFd() const {
 InitParams FuseAdapter::init_params() const { return init_params_; }
 
 base::Status FuseAdapter::Mount() {
-  std::vector<std::string> argv_s = {"pfsagentd"};
-  std::string o = "fsname=" + opts_.fsname + ",subtype=PFSAgent";
-  if (opts_.default_permissions) o += ",default_permissions";
-  if (opts_.allow_other) o += ",allow_other";
-  uint32_t max_io = std::min<uint32_t>(std::max<uint32_t>(opts_.max_write, 4096), 1u << 20);
-  o += ",max_read=" + std::to_string(max_io);
-  argv_s.push_back("-o");
-  argv_s.push_back(o);
-  if (opts_.debug) argv_s.push_back("-d");
+  std::vector<std::string> argv_s = SessionArgs(opts_);
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
