@@ -500,6 +500,14 @@ TEST_CASE("restart e2e: takeover while dd writes and a reader loops; the mount n
   }
   if (Alive(new_pid)) kill(new_pid, SIGKILL);
   CHECK(!e2e::IsMounted(rig.agent->mnt()));
+  // Nothing to take over: --takeover fails (exit 1) and mounts nothing.
+  const std::string out2 = rig.work + "/takeover2.out";
+  CHECK(WaitChild(Spawn({PFS_AGENT_PATH, "--takeover", rig.agent->conf()}, out2),
+                  std::chrono::seconds(60)) == 1);
+  CHECK(e2e::ReadText(out2).find("takeover failed") != std::string::npos);
+  CHECK(e2e::ReadText(rig.work + "/pfsagentd.log").find("no running agent to take over") !=
+        std::string::npos);
+  CHECK(!e2e::IsMounted(rig.agent->mnt()));
   // A fresh agent sees everything.
   rig.StartAgent();
   CHECK(*e2e::Checksum(rig.P("big")) == *sum_src);
