@@ -85,6 +85,7 @@ const KeyDef kKeys[] = {
     PFS_KEY_OPT(RetryRPCPublicIPAddr),
     PFS_KEY(RetryRPCPort),
     PFS_KEY_OPT(RetryRPCCACertFilePath),
+    PFS_KEY_OPT(StateDirPath),
     PFS_KEY(FUSEAllowOther),
     PFS_KEY_OPT(HTTPServerControlToken),
 };
@@ -384,6 +385,9 @@ base::Status Validate(const AgentConfig& c, const Loader& loader) {
                   "must not contain a comma or a space (it becomes the fsname= mount option)");
   }
   PFS_RETURN_IF_ERROR(non_empty("FUSEMountPointPath", c.FUSEMountPointPath));
+  if (!c.StateDirPath.empty() && c.StateDirPath[0] != '/') {
+    return v.Fail("StateDirPath", c.StateDirPath, "must be an absolute path (or empty)");
+  }
   PFS_RETURN_IF_ERROR(v.DurationRange("FUSEUnMountRetryDelay", c.FUSEUnMountRetryDelay, Nanos(0),
                                       minutes(1)));
   PFS_RETURN_IF_ERROR(v.Range("FUSEUnMountRetryCap", c.FUSEUnMountRetryCap, 0, 100000));

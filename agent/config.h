@@ -95,6 +95,11 @@ struct AgentConfig {
   std::string RetryRPCPublicIPAddr;
   uint16_t RetryRPCPort = 0;
   std::string RetryRPCCACertFilePath;
+
+  // Restarts (docs/operations.md): this agent's state lives in <StateDirPath>/<FUSEVolumeName>/
+  // (mode 0700: the server mount identity, a lock, the takeover socket). Empty = keep no state
+  // (a restart after a crash then waits for the leases of its predecessor to expire).
+  std::string StateDirPath = "/run/pfsagentd";
 };
 
 // Loads `path` ("-" = stdin), applies `overrides` ("Section.Key=values" or

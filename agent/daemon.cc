@@ -29,12 +29,16 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
 #include "agent/control.h"
 #include "agent/logging.h"
+#include "agent/mount_state.h"
+#include "agent/sd_notify.h"
 #include "agent/status_server.h"
+#include "agent/takeover.h"
 #include "base/metrics.h"
 #include "cache/data_cache.h"
 #include "fuse/fuse_adapter.h"
@@ -42,7 +46,9 @@
 #include "lease/lease_manager.h"
 #include "plugins/plugin_host.h"
 #include "swift/http_transport.h"
+#include "swift/orphan_mount.h"
 #include "swift/proxyfs_mount.h"
+#include "swift/remounting_metadata_client.h"
 #include "swift/retryrpc_client.h"
 #include "swift/rpc_metadata_client.h"
 #include "swift/swift_object_store.h"
@@ -89,16 +95,6 @@ base::Status InstallSignalHandlers() {
   signal(SIGPIPE, SIG_IGN);
   return base::Ok();
 }
-
-// ---------------------------------------------------------------------------------------------
-// One mount of the volume on the server: retryrpc client + typed client for its MountID.
-
-struct Session {
-  std::string mount_id;
-  std::string retryrpc_endpoint;  // "host:port", for /status
-  std::unique_ptr<swift::RetryRpcClient> rpc;
-  std::unique_ptr<swift::RetryRpcMetadataClient> meta;
-};
 
 base::Result<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path);
@@ -151,144 +147,77 @@ class ManagerLeaseGate : public pfsfuse::LeaseGate {
   lease::LeaseManager& m_;
 };
 
-// MetadataClient that mounts again when the server forgot our mount (restart: ESTALE) and
-// retries the call once on the new mount. Inode numbers persist on the server, so the kernel's
-// node ids stay valid; leases do not (on_remount is told, under no lock of ours that a caller
-// could hold).
-#define PFS_RPC_METHODS(X) \
-  X(j::PingReply, Ping, j::PingReq) \
-  X(j::StatStruct, GetStat, j::GetStatRequest) \
-  X(j::InodeReply, Lookup, j::LookupRequest) \
-  X(j::LookupPlusReply, LookupPlus, j::LookupRequest) \
-  X(j::InodeReply, Access, j::AccessRequest) \
-  X(j::InodeReply, Create, j::CreateRequest) \
-  X(j::InodeReply, Mkdir, j::MkdirRequest) \
-  X(j::InodeReply, Symlink, j::SymlinkRequest) \
-  X(j::ReadSymlinkReply, ReadSymlink, j::ReadSymlinkRequest) \
-  X(j::Reply, Link, j::LinkRequest) \
-  X(j::Reply, Unlink, j::UnlinkRequest) \
-  X(j::Reply, Rmdir, j::UnlinkRequest) \
-  X(j::Reply, Rename, j::RenameRequest) \
-  X(j::ReaddirReply, ReaddirByLoc, j::ReaddirByLocRequest) \
-  X(j::ReaddirPlusReply, ReaddirPlusByLoc, j::ReaddirByLocRequest) \
-  X(j::Reply, Chmod, j::ChmodRequest) \
-  X(j::Reply, Chown, j::ChownRequest) \
-  X(j::Reply, Resize, j::ResizeRequest) \
-  X(j::Reply, SetTime, j::SetTimeRequest) \
-  X(j::GetXAttrReply, GetXAttr, j::GetXAttrRequest) \
-  X(j::Reply, SetXAttr, j::SetXAttrRequest) \
-  X(j::ListXAttrReply, ListXAttr, j::ListXAttrRequest) \
-  X(j::Reply, RemoveXAttr, j::RemoveXAttrRequest) \
-  X(j::StatVFS, StatVfs, j::StatVFSRequest) \
-  X(j::ProvisionObjectReply, ProvisionObject, j::ProvisionObjectRequest) \
-  X(j::WroteReply, Wrote, j::WroteRequest) \
-  X(j::FetchExtentMapChunkReply, FetchExtentMapChunk, j::FetchExtentMapChunkRequest) \
-  X(j::LeaseReply, Lease, j::LeaseRequest)
-#define PFS_RPC_ENUM(Rep, Name, Req) k##Name,
-enum RpcMethod { PFS_RPC_METHODS(PFS_RPC_ENUM) kMethodCount };
-#undef PFS_RPC_ENUM
-#define PFS_RPC_NAME(Rep, Name, Req) #Name,
-constexpr const char* kMethodNames[] = {PFS_RPC_METHODS(PFS_RPC_NAME)};
-#undef PFS_RPC_NAME
-
-class RemountingMetadataClient : public swift::MetadataClient {
- public:
-  using Factory = std::function<base::Result<std::shared_ptr<Session>>()>;
-  RemountingMetadataClient(std::shared_ptr<Session> first, Factory factory,
-                           base::Counter* remounts, std::function<void()> on_remount)
-      : session_(std::move(first)),
-        factory_(std::move(factory)),
-        remounts_(remounts),
-        on_remount_(std::move(on_remount)) {}
-
-  std::shared_ptr<Session> Current() const {
-    std::lock_guard<std::mutex> l(mu_);
-    return session_;
+// The new side of a takeover (agent/takeover.h): adopt the running agent's FUSE session.
+base::Status TakeOver(const AgentConfig& config, pfsfuse::Volume& volume,
+                      pfsfuse::FuseAdapter& adapter) {
+  const std::string path =
+      TakeoverSocketPath(StateDir::DirFor(config.StateDirPath, config.FUSEVolumeName));
+  spdlog::info("volume {}: asking the running agent for its FUSE session ({})",
+               config.FUSEVolumeName, path);
+  auto grant = RequestTakeover(path, std::chrono::seconds(120));
+  if (!grant.ok()) return grant.error().Wrap("takeover");
+  volume.ImportKernelState(grant->state.kernel);
+  base::Status ad = adapter.Adopt(grant->fuse_fd, grant->state.init);
+  if (!ad.ok()) {
+    (void)ConfirmTakeover(*grant, false);
+    close(grant->sock);
+    return ad.error().Wrap("takeover");
   }
+  PFS_RETURN_IF_ERROR(ConfirmTakeover(*grant, true));
+  base::Status gone = WaitPredecessorExit(*grant, std::chrono::seconds(30));
+  if (!gone.ok()) {
+    spdlog::warn("volume {}: predecessor pid {} did not exit: {}", config.FUSEVolumeName,
+                 grant->state.pid, gone.error().Message());
+  }
+  // What the predecessor read but left unanswered while handing over: ask the kernel again.
+  base::Status rs = adapter.Resend();
+  if (!rs.ok()) {
+    spdlog::warn("volume {}: {} (requests dropped during the handover may hang)",
+                 config.FUSEVolumeName, rs.error().Message());
+  }
+  // The old agent gave its leases back: what the kernel caches may be stale by now.
+  for (const auto& n : grant->state.kernel.nodes) adapter.InvalidateInode(n.ino);
+  spdlog::info("volume {}: took over the FUSE session of pid {} ({} inode(s), {} open "
+               "handle(s))",
+               config.FUSEVolumeName, grant->state.pid, grant->state.kernel.nodes.size(),
+               grant->state.kernel.handles.size());
+  return base::Ok();
+}
 
-  // Per-method RPC metrics (count, errors, latency), registered once; kept across remounts.
-  void RegisterMetrics(base::Registry& registry) {
-    for (int i = 0; i < kMethodCount; ++i) {
-      const std::string label = std::string("method=\"Rpc") + kMethodNames[i] + "\"";
-      rpc_[i].calls = registry.GetCounter("pfsagent_rpc_requests_total",
-                                          "Metadata RPCs made, by method", label);
-      rpc_[i].errors = registry.GetCounter(
-          "pfsagent_rpc_errors_total",
-          "Metadata RPCs that failed (server error or transport), by method", label);
-      rpc_[i].seconds = registry.GetHistogram("pfsagent_rpc_duration_seconds",
-                                              "Metadata RPC latency in seconds, by method", label);
+int64_t UnixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Connects to every mount a crashed predecessor recorded that the server still knows.
+std::vector<std::unique_ptr<swift::OrphanMount>> AdoptOrphans(const StateDir& state,
+                                                              const swift::RetryRpcOptions& base,
+                                                              const std::string& volname) {
+  std::vector<std::unique_ptr<swift::OrphanMount>> out;
+  auto recs = state.ReadMounts();
+  if (!recs.ok()) {
+    spdlog::warn("volume {}: {} (ignored)", volname, recs.error().Message());
+    return out;
+  }
+  for (const auto& r : *recs) {
+    swift::RetryRpcOptions o = base;
+    o.unique_id = r.mount_id;
+    o.first_request_id = NextFirstRequestId(r, UnixNow());
+    o.registry = nullptr;
+    o.call_timeout = std::chrono::seconds(5);
+    auto m = swift::OrphanMount::Start(o);
+    if (!m.ok()) {
+      spdlog::info("volume {}: mount of a previous agent not reclaimed: {}", volname,
+                   m.error().Message());
+      continue;
     }
+    spdlog::warn("volume {}: a previous agent left a mount on the server (crash?): giving "
+                 "back its leases as they are asked for", volname);
+    out.push_back(std::move(*m));
   }
-
-#define PFS_FORWARD(Rep, Name, Req)                                                \
-  base::Result<Rep> Name(Req req) override {                                       \
-    return Call<Rep>(k##Name, [&](swift::MetadataClient& c) { return c.Name(req); }); \
-  }
-  PFS_RPC_METHODS(PFS_FORWARD)
-#undef PFS_FORWARD
-
- private:
-  template <typename Rep, typename F>
-  base::Result<Rep> Call(RpcMethod method, F&& f) {
-    const auto t0 = std::chrono::steady_clock::now();
-    base::Result<Rep> r = CallRemounting<Rep>(std::forward<F>(f));
-    RpcMetric& m = rpc_[method];
-    if (m.calls) {
-      m.calls->Inc();
-      if (!r.ok()) m.errors->Inc();
-      m.seconds->Observe(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    }
-    return r;
-  }
-  template <typename Rep, typename F>
-  base::Result<Rep> CallRemounting(F&& f) {
-    for (int attempt = 0;; ++attempt) {
-      std::shared_ptr<Session> s = Current();
-      base::Result<Rep> r = f(*s->meta);
-      if (r.ok() || r.error().Errno() != ESTALE || attempt >= 2) return r;
-      base::Status st = Remount(s);
-      if (!st.ok()) return st.error();
-    }
-  }
-
-  // Mounts again unless another thread already replaced `seen`. Serialised by remount_mu_.
-  base::Status Remount(const std::shared_ptr<Session>& seen) {
-    std::lock_guard<std::mutex> rl(remount_mu_);
-    if (Current() != seen) return base::Ok();
-    spdlog::warn("the server forgot mount {} (restart?): mounting again", seen->mount_id);
-    auto next = factory_();
-    if (!next.ok()) {
-      spdlog::error("mounting again failed: {}", next.error().Message());
-      return next.error();
-    }
-    spdlog::info("mounted again as {}", (*next)->mount_id);
-    if (remounts_) remounts_->Inc();
-    std::shared_ptr<Session> old;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      old = session_;
-      session_ = *next;
-    }
-    retired_.push_back(old);  // other threads may still be inside calls on it
-    if (on_remount_) on_remount_();
-    return base::Ok();
-  }
-
-  mutable std::mutex mu_;  // guards session_
-  std::shared_ptr<Session> session_;
-  std::mutex remount_mu_;  // serialises Remount; guards retired_
-  std::vector<std::shared_ptr<Session>> retired_;
-  struct RpcMetric {
-    base::Counter* calls = nullptr;
-    base::Counter* errors = nullptr;
-    base::Histogram* seconds = nullptr;
-  };
-  RpcMetric rpc_[kMethodCount];
-  Factory factory_;
-  base::Counter* remounts_;
-  std::function<void()> on_remount_;  // must not block
-};
+  return out;
+}
 
 std::string PendingText(const pfsfuse::Volume& volume, const cache::DataCache& data) {
   auto pending = volume.PendingReport();
@@ -319,8 +248,15 @@ void LimitMallocArenas() {
 }
 }  // namespace
 
-int Run(const AgentConfig& config) {
+int Run(const AgentConfig& config) { return Run(config, RunOptions{}); }
+
+int Run(const AgentConfig& config, const RunOptions& run) {
   const std::string volname = config.FUSEVolumeName;
+  if (run.takeover && config.StateDirPath.empty()) {
+    std::fprintf(stderr, "pfsagentd: --takeover needs StateDirPath (the running agent's socket "
+                         "lives there)\n");
+    return 1;
+  }
   LimitMallocArenas();
   base::Status sig = InstallSignalHandlers();
   if (!sig.ok()) {
@@ -341,6 +277,19 @@ int Run(const AgentConfig& config) {
     std::fprintf(stderr, "pfsagentd: mount point %s is not an existing directory\n",
                  config.FUSEMountPointPath.c_str());
     return 1;
+  }
+
+  // 0. State directory (restarts after a crash, takeover): lock it for our life.
+  // A takeover locks it only once the predecessor has exited.
+  std::unique_ptr<StateDir> state;
+  if (!config.StateDirPath.empty() && !run.takeover) {
+    auto sd = StateDir::Open(config.StateDirPath, volname);
+    if (sd.ok()) {
+      state = std::move(*sd);
+    } else {
+      spdlog::warn("volume {}: {}; keeping no state (a restart after a crash will wait for "
+                   "this agent's leases to expire)", volname, sd.error().Message());
+    }
   }
 
   // 1. Auth plug-in: first token, bounded.
@@ -381,7 +330,9 @@ int Run(const AgentConfig& config) {
   UpcallRouter upcalls;  // outlives every session (they are owned by `meta` below)
   // Set once the Volume exists; read by the lease hooks and the remount callback.
   std::atomic<pfsfuse::Volume*> hook_volume{nullptr};
-  auto make_session = [&]() -> base::Result<std::shared_ptr<Session>> {
+  // retryrpc options of the latest mount (the orphaned mounts of a predecessor use them too).
+  swift::RetryRpcOptions latest_ropts;
+  auto make_session = [&]() -> base::Result<std::shared_ptr<swift::MountSession>> {
     auto info = mounter.Mount();
     if (!info.ok()) return info.error().Wrap("unable to mount volume");
     swift::RetryRpcOptions ropts;
@@ -393,10 +344,11 @@ int Run(const AgentConfig& config) {
     ropts.unique_id = info->mount_id;
     ropts.deadline_io = config.RetryRPCDeadlineIO;
     ropts.keepalive = config.RetryRPCKeepAlivePeriod;
-    auto s = std::make_shared<Session>();
+    latest_ropts = ropts;  // runs at start-up or under the remount lock only
+    auto s = std::make_shared<swift::MountSession>();
     s->mount_id = info->mount_id;
     s->retryrpc_endpoint = ropts.host + ":" + std::to_string(ropts.port);
-    s->rpc = std::make_unique<swift::RetryRpcClient>(ropts);
+    s->rpc = std::make_shared<swift::RetryRpcClient>(ropts);
     s->rpc->SetUpcallHandler([&upcalls](const std::string& body) { upcalls.Deliver(body); });
     s->meta = std::make_unique<swift::RetryRpcMetadataClient>(s->rpc.get(), info->mount_id);
     return s;
@@ -408,18 +360,44 @@ int Run(const AgentConfig& config) {
     tokens.Shutdown();
     return 1;
   }
-  spdlog::info("volume {}: mounted on the server as {}", volname, (*first)->mount_id);
-  RemountingMetadataClient meta(
-      *first, make_session,
+  spdlog::info("volume {}: mounted on the server", volname);
+
+  // A predecessor that crashed left its mounts (and their leases) on the server: serve their
+  // lease upcalls so that nothing waits for them to expire (docs/operations.md).
+  std::vector<std::unique_ptr<swift::OrphanMount>> orphans;
+  if (state != nullptr) orphans = AdoptOrphans(*state, latest_ropts, volname);
+  auto record_mounts = [&](const swift::MountSession& current) {
+    if (state == nullptr) return;
+    std::vector<MountRecord> recs;
+    MountRecord own;
+    own.mount_id = current.mount_id;
+    own.mounted_at = UnixNow();
+    recs.push_back(own);
+    for (const auto& o : orphans) {
+      MountRecord r;
+      r.mount_id = o->mount_id();
+      r.mounted_at = UnixNow();
+      r.first_request_id = o->first_request_id();
+      recs.push_back(r);
+    }
+    base::Status w = state->WriteMounts(recs);
+    if (!w.ok()) spdlog::warn("volume {}: {}", volname, w.error().Message());
+  };
+
+  swift::RemountOptions remount_opts;
+  swift::RemountingMetadataClient meta(
+      *first, make_session, remount_opts,
       registry.GetCounter("pfsagent_remounts_total", "Mounts made again after the server "
                                                      "forgot ours (restart)"),
       [&upcalls, &hook_volume]() {
         // A new mount: the server lost every lease. First make the Volume stop relying on
         // leases it cached (lock-free: we may be inside one of its operations), then reset the
-        // manager (its invalidate hooks run on its worker and also tell the kernel).
+        // manager (its invalidate hooks run on its worker and also tell the kernel). Orphaned
+        // mounts of a predecessor died with the server too (their clients stop by themselves).
         if (pfsfuse::Volume* v = hook_volume.load()) v->LeasesLost();
         upcalls.ServerForgotLeases();
-      });
+      },
+      record_mounts);
   meta.RegisterMetrics(registry);
 
   // 3. Data path and filesystem core.
@@ -484,8 +462,19 @@ int Run(const AgentConfig& config) {
   auto unmount_server = [&]() {
     auto s = meta.Current();
     base::Status st = mounter.Unmount(s->mount_id);
-    if (!st.ok()) spdlog::warn("volume {}: RpcUnmount: {}", volname, st.error().Message());
+    if (!st.ok()) spdlog::warn("volume {}: RpcUnmount failed (errno {})", volname,
+                               st.error().Errno());
     s->rpc->Close();
+    for (auto& o : orphans) {
+      spdlog::info("volume {}: old mount gave back {} lease(s)", volname, o->Released());
+      o->Stop();
+      (void)mounter.Unmount(o->mount_id());
+    }
+    orphans.clear();
+    if (state != nullptr) {
+      base::Status rm = state->RemoveMounts();
+      if (!rm.ok()) spdlog::warn("volume {}: {}", volname, rm.error().Message());
+    }
   };
 
   // 4. Status server, before the FUSE mount (a bind failure stops start-up here).
@@ -588,7 +577,8 @@ int Run(const AgentConfig& config) {
   StatusServer status(config.HTTPServerIPAddr, config.HTTPServerTCPPort, registry, providers,
                       PFS_VERSION_STRING);
   status.SetControlToken(config.HTTPServerControlToken);
-  base::Status sst = status.Start();
+  // A takeover starts it after the predecessor (which listens on the same port) has exited.
+  base::Status sst = run.takeover ? base::Ok() : status.Start();
   if (!sst.ok()) {
     spdlog::error("volume {}: status server: {}", volname, sst.error().Message());
     std::fprintf(stderr, "pfsagentd: status server: %s\n", sst.error().Message().c_str());
@@ -608,7 +598,26 @@ int Run(const AgentConfig& config) {
   mopts.congestion_threshold = config.FUSECongestionThreshhold;
   mopts.readdirplus = config.ReadDirPlusEnabled;
   pfsfuse::FuseAdapter adapter(*volume, mopts, &registry);
-  base::Status mst2 = adapter.Mount();
+  base::Status mst2 = run.takeover ? TakeOver(config, *volume, adapter) : adapter.Mount();
+  if (mst2.ok() && run.takeover) {
+    // The predecessor is gone: its lock, its status port and its mount record are ours now.
+    auto sd = StateDir::Open(config.StateDirPath, volname, std::chrono::seconds(10));
+    if (sd.ok()) {
+      state = std::move(*sd);
+      record_mounts(*meta.Current());
+    } else {
+      spdlog::warn("volume {}: {}; keeping no state", volname, sd.error().Message());
+    }
+    for (int i = 0;; ++i) {
+      sst = status.Start();
+      if (sst.ok() || i >= 50) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (!sst.ok()) {
+      spdlog::error("volume {}: status server: {} (serving the mount anyway)", volname,
+                    sst.error().Message());
+    }
+  }
   if (!mst2.ok()) {
     spdlog::error("volume {}: {}", volname, mst2.error().Message());
     std::fprintf(stderr, "pfsagentd: %s\n", mst2.error().Message().c_str());
@@ -716,8 +725,56 @@ int Run(const AgentConfig& config) {
     if (watchdog.joinable()) watchdog.join();
   };
 
+  // 6b. Takeover: a successor may ask for the session (pfsagentd --takeover).
+  std::unique_ptr<TakeoverServer> takeover;
+  if (state != nullptr) {
+    TakeoverServer::Hooks th;
+    th.fuse_fd = adapter.SessionFd();
+    th.prepare = [&]() -> base::Result<HandoffState> {
+      PFS_RETURN_IF_ERROR(adapter.BeginDrain(std::chrono::seconds(30)));
+      base::Status f = volume->FlushAll();
+      if (!f.ok()) {
+        adapter.EndDrain();
+        return f.error().Wrap("flush before handing over");
+      }
+      base::Status rel = leases->ReleaseAll();
+      if (!rel.ok()) spdlog::warn("volume {}: releasing leases: {}", volname, rel.error().Message());
+      HandoffState hs;
+      hs.init = adapter.init_params();
+      hs.kernel = volume->ExportKernelState();
+      hs.pid = getpid();
+      spdlog::info("volume {}: handing over {} inode(s), {} open handle(s)", volname,
+                   hs.kernel.nodes.size(), hs.kernel.handles.size());
+      return hs;
+    };
+    th.abort = [&]() { adapter.EndDrain(); };
+    th.done = [&](pid_t successor) {
+      (void)SdNotify("MAINPID=" + std::to_string(successor));
+      stop_watchdog();
+      unmount_server();
+      tokens.Shutdown();
+      spdlog::info("volume {}: handed over to pid {}; exiting without unmounting", volname,
+                   successor);
+      spdlog::default_logger()->flush();
+      _exit(0);
+    };
+    auto ts = TakeoverServer::Start(TakeoverSocketPath(state->path()), std::move(th));
+    if (ts.ok()) {
+      takeover = std::move(*ts);
+    } else {
+      spdlog::warn("volume {}: {} (no takeover possible)", volname, ts.error().Message());
+    }
+  }
+
   status.SetReady(true);
+  if (run.ready_fd >= 0) {
+    char b = 1;
+    ssize_t n = write(run.ready_fd, &b, 1);
+    (void)n;
+    close(run.ready_fd);
+  }
   int loop_rc = adapter.Loop();
+  if (takeover) takeover->Stop();
   loop_done = true;
   fuse_alive = false;
   status.SetReady(false);

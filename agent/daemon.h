@@ -15,4 +15,13 @@ namespace agent {
 // Blocking: for the lifetime of the daemon. Call once, from the main thread.
 int Run(const AgentConfig& config);
 
+struct RunOptions {
+  // pfsagentd --takeover: take the FUSE session over from the agent running for this volume
+  // (agent/takeover.h) instead of mounting.
+  bool takeover = false;
+  // Written one byte (then closed) once the agent serves; -1 = none.
+  int ready_fd = -1;
+};
+int Run(const AgentConfig& config, const RunOptions& options);
+
 }  // namespace agent

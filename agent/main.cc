@@ -1,7 +1,12 @@
 // pfsagentd: parse the command line, load the configuration, set up logging, call agent::Run.
 // Exit codes: 0 ok, 1 runtime failure, 2 configuration / usage error (docs/configuration.md).
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <string>
 #include <vector>
@@ -25,6 +30,7 @@ constexpr const char* kUsage =
     "Usage:\n"
     "  pfsagentd FILE [Section.Key=values | Section.Key: values ...]\n"
     "  pfsagentd --check-config FILE [overrides ...]\n"
+    "  pfsagentd --takeover FILE [overrides ...]\n"
     "  pfsagentd --version | --help\n"
     "\n"
     "Mounts the ProxyFS volume described by the [Agent] section of FILE (\"-\" = stdin).\n"
@@ -33,6 +39,9 @@ constexpr const char* kUsage =
     "\n"
     "  --check-config  validate FILE and the overrides, print warnings on stderr and the\n"
     "                  effective configuration as JSON (secrets redacted) on stdout\n"
+    "  --takeover      take the live FUSE session over from the pfsagentd running for this\n"
+    "                  volume (upgrade without unmounting); returns once this new agent\n"
+    "                  serves (it keeps running in the background), 1 if it could not\n"
     "  --version       print the version\n"
     "  --help          print this help\n"
     "\n"
@@ -52,7 +61,15 @@ int Main(std::vector<std::string> args) {
     return 0;
   }
   bool check_only = false;
-  if (args[0] == "--check-config") {
+  bool takeover = false;
+  if (args[0] == "--takeover") {
+    takeover = true;
+    args.erase(args.begin());
+    if (args.empty()) {
+      std::fprintf(stderr, "pfsagentd: --takeover needs a configuration file\n%s", kUsage);
+      return kExitConfig;
+    }
+  } else if (args[0] == "--check-config") {
     check_only = true;
     args.erase(args.begin());
     if (args.empty()) {
@@ -78,6 +95,42 @@ int Main(std::vector<std::string> args) {
     return 0;
   }
 
+  agent::RunOptions run;
+  if (takeover) {
+    // The caller (systemctl reload, an operator) gets control back once the new agent serves;
+    // the new agent keeps running in a child process.
+    int ready[2];
+    if (pipe2(ready, O_CLOEXEC) != 0) {
+      std::fprintf(stderr, "pfsagentd: pipe: %s\n", std::strerror(errno));
+      return kExitRuntime;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+      std::fprintf(stderr, "pfsagentd: fork: %s\n", std::strerror(errno));
+      return kExitRuntime;
+    }
+    if (pid > 0) {
+      close(ready[1]);
+      char b = 0;
+      ssize_t n;
+      do {
+        n = read(ready[0], &b, 1);
+      } while (n < 0 && errno == EINTR);
+      if (n == 1) {
+        std::printf("pfsagentd: pid %d took over the FUSE session\n", static_cast<int>(pid));
+        return 0;
+      }
+      std::fprintf(stderr, "pfsagentd: the takeover failed (see the log)\n");
+      return kExitRuntime;
+    }
+    close(ready[0]);
+    setsid();
+    // Descriptors the caller leaked to us (files inside the mount would keep it busy forever).
+    if (ready[1] > 3) close_range(3, static_cast<unsigned>(ready[1]) - 1, 0);
+    close_range(static_cast<unsigned>(ready[1]) + 1, ~0u, 0);
+    run.takeover = true;
+    run.ready_fd = ready[1];
+  }
   base::Status st = agent::SetUpLogging(*config);
   if (!st.ok()) {
     std::fprintf(stderr, "pfsagentd: %s\n", st.error().Message().c_str());
@@ -85,7 +138,7 @@ int Main(std::vector<std::string> args) {
   }
   for (const auto& w : warnings) spdlog::warn("configuration: {}", w);
   agent::LogEffectiveConfig(*config);
-  return agent::Run(*config);
+  return agent::Run(*config, run);
 }
 
 }  // namespace

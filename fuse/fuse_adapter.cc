@@ -1,7 +1,10 @@
-#define FUSE_USE_VERSION 35
+// 3.12 API: fuse_session_loop_mt() takes the fuse_loop_cfg_* config (with an older FUSE_USE_VERSION it
+// would read that opaque struct as the v1 layout and, e.g., turn clone_fd on by accident).
+#define FUSE_USE_VERSION 312
 #include "fuse/fuse_adapter.h"
 
 #include <fuse_lowlevel.h>
+#include <linux/fuse.h>
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
@@ -9,6 +12,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 namespace pfsfuse {
@@ -505,47 +509,100 @@ void OpAccess(fuse_req_t req, fuse_ino_t ino, int mask) {
   StatusOp(req, kAccess, ino, [&] { return Vol(req).Access(CallerOf(req), ino, mask); });
 }
 
+// Every request passes the adapter's gate (takeover): while draining, a request is dropped
+// without a reply (fuse_reply_none frees it; the kernel keeps it until someone answers or it
+// is resent), otherwise it is counted in flight until its handler returned (= replied).
+template <auto Fn>
+struct Gated;
+template <typename... A, void (*Fn)(fuse_req_t, A...)>
+struct Gated<Fn> {
+  static void Call(fuse_req_t req, A... a) {
+    FuseAdapter* self = Self(req);
+    if (!self->EnterOp()) {
+      fuse_reply_none(req);
+      return;
+    }
+    Fn(req, a...);
+    self->LeaveOp();
+  }
+};
+// forget_multi has no fuse_req_t-first shape difference, but keep it explicit for clarity.
+#define PFS_GATED(fn) &Gated<&fn>::Call
+
 const fuse_lowlevel_ops& LowLevelOps() {
   static const fuse_lowlevel_ops ops = [] {
     fuse_lowlevel_ops o;
     std::memset(&o, 0, sizeof(o));
     o.init = OpInit;
-    o.lookup = OpLookup;
-    o.forget = OpForget;
-    o.forget_multi = OpForgetMulti;
-    o.getattr = OpGetattr;
-    o.setattr = OpSetattr;
-    o.readlink = OpReadlink;
-    o.mknod = OpMknod;
-    o.mkdir = OpMkdir;
-    o.unlink = OpUnlink;
-    o.rmdir = OpRmdir;
-    o.symlink = OpSymlink;
-    o.rename = OpRename;
-    o.link = OpLink;
-    o.open = OpOpen;
-    o.create = OpCreate;
-    o.read = OpRead;
-    o.write = OpWrite;
-    o.flush = OpFlush;
-    o.release = OpRelease;
-    o.fsync = OpFsync;
-    o.opendir = OpOpendir;
-    o.readdir = OpReaddir;
-    o.readdirplus = OpReaddirplus;
-    o.releasedir = OpReleasedir;
-    o.fsyncdir = OpFsyncdir;
-    o.statfs = OpStatfs;
-    o.setxattr = OpSetxattr;
-    o.getxattr = OpGetxattr;
-    o.listxattr = OpListxattr;
-    o.removexattr = OpRemovexattr;
-    o.access = OpAccess;
-    o.fallocate = OpFallocate;
+    o.lookup = PFS_GATED(OpLookup);
+    o.forget = PFS_GATED(OpForget);
+    o.forget_multi = PFS_GATED(OpForgetMulti);
+    o.getattr = PFS_GATED(OpGetattr);
+    o.setattr = PFS_GATED(OpSetattr);
+    o.readlink = PFS_GATED(OpReadlink);
+    o.mknod = PFS_GATED(OpMknod);
+    o.mkdir = PFS_GATED(OpMkdir);
+    o.unlink = PFS_GATED(OpUnlink);
+    o.rmdir = PFS_GATED(OpRmdir);
+    o.symlink = PFS_GATED(OpSymlink);
+    o.rename = PFS_GATED(OpRename);
+    o.link = PFS_GATED(OpLink);
+    o.open = PFS_GATED(OpOpen);
+    o.create = PFS_GATED(OpCreate);
+    o.read = PFS_GATED(OpRead);
+    o.write = PFS_GATED(OpWrite);
+    o.flush = PFS_GATED(OpFlush);
+    o.release = PFS_GATED(OpRelease);
+    o.fsync = PFS_GATED(OpFsync);
+    o.opendir = PFS_GATED(OpOpendir);
+    o.readdir = PFS_GATED(OpReaddir);
+    o.readdirplus = PFS_GATED(OpReaddirplus);
+    o.releasedir = PFS_GATED(OpReleasedir);
+    o.fsyncdir = PFS_GATED(OpFsyncdir);
+    o.statfs = PFS_GATED(OpStatfs);
+    o.setxattr = PFS_GATED(OpSetxattr);
+    o.getxattr = PFS_GATED(OpGetxattr);
+    o.listxattr = PFS_GATED(OpListxattr);
+    o.removexattr = PFS_GATED(OpRemovexattr);
+    o.access = PFS_GATED(OpAccess);
+    o.fallocate = PFS_GATED(OpFallocate);
     return o;
   }();
   return ops;
 }
+#undef PFS_GATED
+
+// FUSE_CAP_* (what libfuse reports) <-> FUSE_* INIT flags (what the kernel sent), for replaying
+// a predecessor's INIT (FuseAdapter::Adopt).
+struct CapFlag {
+  uint64_t cap;
+  uint64_t flag;
+};
+constexpr CapFlag kCapFlags[] = {
+    {FUSE_CAP_ASYNC_READ, FUSE_ASYNC_READ},
+    {FUSE_CAP_POSIX_LOCKS, FUSE_POSIX_LOCKS},
+    {FUSE_CAP_ATOMIC_O_TRUNC, FUSE_ATOMIC_O_TRUNC},
+    {FUSE_CAP_EXPORT_SUPPORT, FUSE_EXPORT_SUPPORT},
+    {FUSE_CAP_DONT_MASK, FUSE_DONT_MASK},
+    {FUSE_CAP_FLOCK_LOCKS, FUSE_FLOCK_LOCKS},
+    {FUSE_CAP_IOCTL_DIR, FUSE_HAS_IOCTL_DIR},
+    {FUSE_CAP_AUTO_INVAL_DATA, FUSE_AUTO_INVAL_DATA},
+    {FUSE_CAP_READDIRPLUS, FUSE_DO_READDIRPLUS},
+    {FUSE_CAP_READDIRPLUS_AUTO, FUSE_READDIRPLUS_AUTO},
+    {FUSE_CAP_ASYNC_DIO, FUSE_ASYNC_DIO},
+    {FUSE_CAP_WRITEBACK_CACHE, FUSE_WRITEBACK_CACHE},
+    {FUSE_CAP_NO_OPEN_SUPPORT, FUSE_NO_OPEN_SUPPORT},
+    {FUSE_CAP_PARALLEL_DIROPS, FUSE_PARALLEL_DIROPS},
+    {FUSE_CAP_POSIX_ACL, FUSE_POSIX_ACL},
+    {FUSE_CAP_HANDLE_KILLPRIV, FUSE_HANDLE_KILLPRIV},
+    {FUSE_CAP_CACHE_SYMLINKS, FUSE_CACHE_SYMLINKS},
+    {FUSE_CAP_NO_OPENDIR_SUPPORT, FUSE_NO_OPENDIR_SUPPORT},
+    {FUSE_CAP_EXPLICIT_INVAL_DATA, FUSE_EXPLICIT_INVAL_DATA},
+};
+// A unique id the kernel never uses (its ids count up in steps of 2 from 0): the reply to the
+// replayed INIT finds no request (ENOENT, ignored by libfuse).
+constexpr uint64_t kReplayedInitUnique = uint64_t{1} << 62;
+constexpr uint32_t kFuseNotifyResend = 7;  // FUSE_NOTIFY_RESEND (protocol 7.40, Linux 6.9)
 
 }  // namespace
 
@@ -589,6 +646,9 @@ void FuseAdapter::CountOp(int op, bool error, double seconds) {
 
 void FuseAdapter::OnInit(void* c) {
   auto* conn = static_cast<fuse_conn_info*>(c);
+  init_params_.proto_minor = conn->proto_minor;
+  init_params_.max_readahead = conn->max_readahead;
+  init_params_.capable = conn->capable;
   uint32_t max_write = std::min<uint32_t>(std::max<uint32_t>(opts_.max_write, 4096), 1u << 20);
   conn->max_write = max_write;
   conn->max_read = max_write;  // must equal the max_read mount option given in Mount()
@@ -626,16 +686,143 @@ void FuseAdapter::OnInit(void* c) {
                conn->max_background);
 }
 
-base::Status FuseAdapter::Mount() {
+namespace {
+// The libfuse session arguments of a mount (the same for Mount and Adopt).
+std::vector<std::string> SessionArgs(const MountOptions& opts) {
   std::vector<std::string> argv_s = {"pfsagentd"};
-  std::string o = "fsname=" + opts_.fsname + ",subtype=PFSAgent";
-  if (opts_.default_permissions) o += ",default_permissions";
-  if (opts_.allow_other) o += ",allow_other";
-  uint32_t max_io = std::min<uint32_t>(std::max<uint32_t>(opts_.max_write, 4096), 1u << 20);
+  std::string o = "fsname=" + opts.fsname + ",subtype=PFSAgent";
+  if (opts.default_permissions) o += ",default_permissions";
+  if (opts.allow_other) o += ",allow_other";
+  uint32_t max_io = std::min<uint32_t>(std::max<uint32_t>(opts.max_write, 4096), 1u << 20);
   o += ",max_read=" + std::to_string(max_io);
   argv_s.push_back("-o");
   argv_s.push_back(o);
-  if (opts_.debug) argv_s.push_back("-d");
+  if (opts.debug) argv_s.push_back("-d");
+  return argv_s;
+}
+}  // namespace
+
+base::Status FuseAdapter::Adopt(int fd, const InitParams& init) {
+  if (session_ != nullptr) return base::Error(EINVAL, "FUSE session already exists");
+  std::vector<std::string> argv_s = SessionArgs(opts_);
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  session_ = fuse_session_new(&args, &LowLevelOps(), sizeof(fuse_lowlevel_ops), this);
+  if (session_ == nullptr) return base::Error(EINVAL, "fuse_session_new failed (bad options?)");
+  // libfuse >= 3.3: a "/dev/fd/N" mount point means "already mounted, serve fd N".
+  const std::string dev = "/dev/fd/" + std::to_string(fd);
+  if (fuse_session_mount(session_, dev.c_str()) != 0) {
+    fuse_session_destroy(session_);
+    session_ = nullptr;
+    return base::Error(EBADF, "adopting FUSE connection " + dev + " failed");
+  }
+  // Replay the kernel's INIT to libfuse (it sets up the session and calls OnInit); its reply
+  // goes to the kernel under an id no request has and is dropped there.
+  struct {
+    fuse_in_header h;
+    fuse_init_in in;
+  } msg;
+  std::memset(&msg, 0, sizeof(msg));
+  msg.h.len = sizeof(msg);
+  msg.h.opcode = FUSE_INIT;
+  msg.h.unique = kReplayedInitUnique;
+  msg.in.major = FUSE_KERNEL_VERSION;
+  msg.in.minor = init.proto_minor;
+  msg.in.max_readahead = init.max_readahead;
+  uint64_t flags = FUSE_BIG_WRITES | FUSE_MAX_PAGES;
+  for (const auto& cf : kCapFlags) {
+    if (init.capable & cf.cap) flags |= cf.flag;
+  }
+  if (init.proto_minor >= 36) flags |= FUSE_INIT_EXT;
+  msg.in.flags = static_cast<uint32_t>(flags);
+  msg.in.flags2 = static_cast<uint32_t>(flags >> 32);
+  fuse_buf buf;
+  std::memset(&buf, 0, sizeof(buf));
+  buf.size = sizeof(msg);
+  buf.mem = &msg;
+  buf.fd = -1;
+  fuse_session_process_buf(session_, &buf);
+  if (!initialized_.load()) {
+    return base::Error(EPROTO, "replaying the FUSE INIT of the predecessor failed");
+  }
+  mounted_ = false;  // the mount belongs to the kernel connection, not to this session
+  StartNotifier();
+  return base::Ok();
+}
+
+base::Status FuseAdapter::Resend() {
+  if (session_ == nullptr) return base::Error(EINVAL, "no FUSE session");
+  fuse_out_header h;
+  std::memset(&h, 0, sizeof(h));
+  h.len = sizeof(h);
+  h.error = static_cast<int32_t>(kFuseNotifyResend);
+  h.unique = 0;
+  ssize_t n = write(fuse_session_fd(session_), &h, sizeof(h));
+  if (n != static_cast<ssize_t>(sizeof(h))) {
+    int e = n < 0 ? errno : EIO;
+    return base::Error(e, std::string("FUSE_NOTIFY_RESEND: ") + std::strerror(e));
+  }
+  return base::Ok();
+}
+
+bool FuseAdapter::EnterOp() {
+  if (draining_.load()) return false;
+  in_flight_.fetch_add(1);
+  if (draining_.load()) {
+    LeaveOp();
+    return false;
+  }
+  return true;
+}
+
+void FuseAdapter::LeaveOp() { in_flight_.fetch_sub(1); }
+
+base::Status FuseAdapter::BeginDrain(std::chrono::milliseconds timeout) {
+  draining_ = true;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (in_flight_.load() > 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      EndDrain();
+      return base::Error(ETIMEDOUT, std::to_string(in_flight_.load()) +
+                                        " FUSE request(s) still in progress");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  // No kernel notifications while handing over: an invalidation waits for page locks that a
+  // dropped READ keeps until the successor answers it. The thread ends after its current call
+  // (not joined here: that call may be such a wait).
+  {
+    std::lock_guard<std::mutex> l(notify_mu_);
+    notify_running_ = false;
+    notify_queue_.clear();
+    notify_queued_.clear();
+  }
+  notify_cv_.notify_all();
+  return base::Ok();
+}
+
+void FuseAdapter::EndDrain() {
+  std::thread old;
+  {
+    std::lock_guard<std::mutex> l(notify_mu_);
+    old = std::move(notifier_);
+  }
+  if (old.joinable()) old.join();
+  StartNotifier();
+  draining_ = false;
+  base::Status r = Resend();
+  if (!r.ok()) spdlog::warn("after a failed handover: {}", r.error().Message());
+}
+
+int FuseAdapter::SessionFd() const {
+  return session_ == nullptr ? -1 : fuse_session_fd(session_);
+}
+
+InitParams FuseAdapter::init_params() const { return init_params_; }
+
+base::Status FuseAdapter::Mount() {
+  std::vector<std::string> argv_s = SessionArgs(opts_);
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());

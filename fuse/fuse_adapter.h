@@ -18,12 +18,19 @@
 // its lease (OpenReply::drop_kernel_attrs) invalidates the inode's attributes only (offset -1:
 // no page locks, never waits for requests) before the reply, so the kernel re-reads the size.
 //
-// Thread-safety: Mount, Loop and Unmount are called by the daemon's main thread; RequestUnmount,
-// Exited and InvalidateInode may be called from any thread. Loop blocks until the kernel side
+// Takeover (agent/takeover.h): every request passes a gate. BeginDrain closes it (later
+// requests are dropped unanswered for the successor to have them resent, the call waits for
+// those in progress) and stops kernel notifications; EndDrain reopens it. Adopt serves a
+// predecessor's connection instead of mounting.
+//
+// Thread-safety: Mount, Adopt, Loop and Unmount are called by the daemon's main thread;
+// BeginDrain/EndDrain by one thread at a time (the takeover server); RequestUnmount, Exited and
+// InvalidateInode may be called from any thread. Loop blocks until the kernel side
 // ends (umount, fusermount -u, abort) or Exit is called and a request arrives.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -55,6 +62,14 @@ struct MountOptions {
   bool debug = false;
 };
 
+// What the kernel offered at FUSE INIT (captured before we choose): a successor process that
+// adopts the connection (takeover) replays it to its own session instead of a real INIT.
+struct InitParams {
+  uint32_t proto_minor = 0;
+  uint32_t max_readahead = 0;
+  uint64_t capable = 0;  // libfuse FUSE_CAP_* bits the kernel offered
+};
+
 class FuseAdapter {
  public:
   // `volume` must outlive the adapter. `registry` may be null.
@@ -66,6 +81,28 @@ class FuseAdapter {
 
   // Creates the session and mounts. Errors: EINVAL (bad options), the mount's errno.
   base::Status Mount();
+
+  // Takeover (agent/takeover.h). Adopt: instead of Mount, serve the already-initialised
+  // connection `fd` (/dev/fuse of a predecessor, passed over SCM_RIGHTS; the session owns it
+  // from now on) with the predecessor's INIT parameters, which are replayed to libfuse locally
+  // (the kernel never sees a second INIT). Then call Resend() and Loop().
+  base::Status Adopt(int fd, const InitParams& init);
+  // Asks the kernel (Linux >= 6.9) to queue again every request that was read from the
+  // connection but not answered (those a predecessor dropped while handing over). EINVAL/ENOSYS
+  // on older kernels (those requests then stay unanswered: their callers block).
+  base::Status Resend();
+  // Stops serving: requests arriving from now on are dropped unanswered (the successor has the
+  // kernel resend them) and this waits until every request in progress has replied. Returns
+  // ETIMEDOUT (and serves again) if they do not finish within `timeout`.
+  base::Status BeginDrain(std::chrono::milliseconds timeout);
+  // Serves again after a failed handover (and asks the kernel to resend what was dropped).
+  void EndDrain();
+  // The /dev/fuse descriptor of the session (-1 before Mount/Adopt).
+  int SessionFd() const;
+  InitParams init_params() const;
+  // Internal (request gate, used by the C callbacks): false while draining.
+  bool EnterOp();
+  void LeaveOp();
   // Serves requests until the kernel side ends. Returns the loop's status (0 = clean end).
   int Loop();
   // Tries to unmount the kernel side once (umount2 as root, fusermount3 -u otherwise).
@@ -103,6 +140,10 @@ class FuseAdapter {
   fuse_session* session_ = nullptr;
   bool mounted_ = false;
   std::atomic<bool> initialized_{false};
+  InitParams init_params_;  // written once by OnInit, before any request
+
+  std::atomic<bool> draining_{false};
+  std::atomic<int64_t> in_flight_{0};
 
   std::mutex notify_mu_;  // guards the fields below
   std::condition_variable notify_cv_;

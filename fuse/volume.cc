@@ -1324,4 +1324,39 @@ void Volume::CleanupHidden() {
   }
 }
 
+// ---- takeover ----
+
+Volume::KernelState Volume::ExportKernelState() const {
+  KernelState out;
+  std::lock_guard<std::mutex> l(mu_);
+  for (const auto& [ino, n] : inodes_) {
+    if (n->nlookup == 0 && !n->hidden) continue;
+    out.nodes.push_back({ino, n->nlookup, n->hidden, n->hidden_parent});
+  }
+  for (const auto& [fh, h] : handles_) out.handles.push_back({fh, h.ino, h.flags, h.dir});
+  out.next_fh = next_fh_;
+  return out;
+}
+
+void Volume::ImportKernelState(const KernelState& state) {
+  for (const auto& node : state.nodes) {
+    auto n = GetInode(node.ino);
+    std::lock_guard<std::mutex> l(mu_);
+    n->nlookup += node.nlookup;
+    n->hidden = node.hidden;
+    n->hidden_parent = node.hidden_parent;
+  }
+  for (const auto& h : state.handles) {
+    auto n = GetInode(h.ino);
+    std::lock_guard<std::mutex> l(mu_);
+    handles_[h.fh] = Handle{h.ino, h.flags, h.dir};
+    if (!h.dir) {
+      n->type = S_IFREG;
+      n->open_count++;
+    }
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  next_fh_ = std::max(next_fh_, state.next_fh);
+}
+
 }  // namespace pfsfuse

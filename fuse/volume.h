@@ -259,6 +259,30 @@ class Volume {
   std::vector<uint64_t> InodeNumbers() const;
   size_t OpenHandleCount() const;
 
+  // Takeover (agent/takeover.h): what the kernel knows about this Volume and a successor
+  // process must honour: lookup counts per inode, open handles (fh numbers are kept), and
+  // open-but-unlinked files renamed to their hidden names. Export while no request is served;
+  // Import into a fresh Volume before serving the first request.
+  struct KernelState {
+    struct Node {
+      uint64_t ino = 0;
+      uint64_t nlookup = 0;
+      bool hidden = false;
+      uint64_t hidden_parent = 0;
+    };
+    struct OpenHandle {
+      uint64_t fh = 0;
+      uint64_t ino = 0;
+      int flags = 0;
+      bool dir = false;
+    };
+    std::vector<Node> nodes;
+    std::vector<OpenHandle> handles;
+    uint64_t next_fh = 1;
+  };
+  KernelState ExportKernelState() const;
+  void ImportKernelState(const KernelState& state);
+
  private:
   struct Inode {
     uint64_t ino = 0;

@@ -57,6 +57,39 @@ class MetadataClient {
   virtual base::Result<j::LeaseReply> Lease(j::LeaseRequest req) = 0;
 };
 
+// Every MetadataClient method once, for decorators and fakes that forward or count all of them:
+// X(ReplyType, MethodName, RequestType); the wire name is "Rpc" #MethodName except StatVfs
+// (RpcStatVFS).
+#define PFS_METADATA_METHODS(X)                                                   \
+  X(j::PingReply, Ping, j::PingReq)                                               \
+  X(j::StatStruct, GetStat, j::GetStatRequest)                                    \
+  X(j::InodeReply, Lookup, j::LookupRequest)                                      \
+  X(j::LookupPlusReply, LookupPlus, j::LookupRequest)                             \
+  X(j::InodeReply, Access, j::AccessRequest)                                      \
+  X(j::InodeReply, Create, j::CreateRequest)                                      \
+  X(j::InodeReply, Mkdir, j::MkdirRequest)                                        \
+  X(j::InodeReply, Symlink, j::SymlinkRequest)                                    \
+  X(j::ReadSymlinkReply, ReadSymlink, j::ReadSymlinkRequest)                      \
+  X(j::Reply, Link, j::LinkRequest)                                               \
+  X(j::Reply, Unlink, j::UnlinkRequest)                                           \
+  X(j::Reply, Rmdir, j::UnlinkRequest)                                            \
+  X(j::Reply, Rename, j::RenameRequest)                                           \
+  X(j::ReaddirReply, ReaddirByLoc, j::ReaddirByLocRequest)                        \
+  X(j::ReaddirPlusReply, ReaddirPlusByLoc, j::ReaddirByLocRequest)                \
+  X(j::Reply, Chmod, j::ChmodRequest)                                             \
+  X(j::Reply, Chown, j::ChownRequest)                                             \
+  X(j::Reply, Resize, j::ResizeRequest)                                           \
+  X(j::Reply, SetTime, j::SetTimeRequest)                                         \
+  X(j::GetXAttrReply, GetXAttr, j::GetXAttrRequest)                               \
+  X(j::Reply, SetXAttr, j::SetXAttrRequest)                                       \
+  X(j::ListXAttrReply, ListXAttr, j::ListXAttrRequest)                            \
+  X(j::Reply, RemoveXAttr, j::RemoveXAttrRequest)                                 \
+  X(j::StatVFS, StatVfs, j::StatVFSRequest)                                       \
+  X(j::ProvisionObjectReply, ProvisionObject, j::ProvisionObjectRequest)          \
+  X(j::WroteReply, Wrote, j::WroteRequest)                                        \
+  X(j::FetchExtentMapChunkReply, FetchExtentMapChunk, j::FetchExtentMapChunkRequest) \
+  X(j::LeaseReply, Lease, j::LeaseRequest)
+
 // Upcalls (type-2 frames) are delivered to a handler registered with the channel. It runs on
 // the channel's I/O thread and must not block: hand work to another thread.
 using UpcallHandler = std::function<void(const j::RPCInterrupt&)>;

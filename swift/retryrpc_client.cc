@@ -198,6 +198,9 @@ RetryRpcClient::Impl::Impl(RetryRpcOptions o) : opt(std::move(o)) {
       }
     }
   }
+  if (opt.first_request_id == 0) opt.first_request_id = 1;
+  next_id = opt.first_request_id - 1;
+  highest_seen = opt.first_request_id - 1;
   auto smallest = std::min(opt.deadline_io, opt.call_timeout);
   tick_period = Clamp(smallest / 8, std::chrono::milliseconds(5), std::chrono::milliseconds(250));
 }
@@ -220,7 +223,10 @@ void RetryRpcClient::Impl::StartCall(const std::shared_ptr<PendingCall>& p,
   retryrpc::RequestEnvelope env;
   env.myuniqueid = opt.unique_id;
   env.requestid = ++next_id;
-  env.highestReplySeen = highest_seen;
+  // A client that starts above 1 never acks (reports 0): the real server trims its cache by
+  // walking every id from its last trim point up to highestReplySeen, so a jump to a large id
+  // would stall it. Its few replies expire by the server's TTL instead.
+  env.highestReplySeen = opt.first_request_id == 1 ? highest_seen : 0;
   env.method = method;
   env.params0 = params0;
   auto frame = std::make_shared<const std::string>(
@@ -488,7 +494,7 @@ void RetryRpcClient::Impl::FailAll(const Error& e) {
 
 void RetryRpcClient::Impl::EnterMountLost(const std::string& reason) {
   if (state == State::kMountLost || state == State::kClosed) return;
-  spdlog::error("retryrpc: mount {} lost: {}", opt.unique_id, reason);
+  spdlog::error("retryrpc: mount {}... lost: {}", opt.unique_id.substr(0, 4), reason);
   state = State::kMountLost;
   lost_reason = reason;
   mount_lost.store(true);

@@ -58,6 +58,12 @@ struct RetryRpcOptions {
   std::chrono::nanoseconds call_timeout{std::chrono::seconds(60)};
   std::chrono::nanoseconds backoff_initial{std::chrono::milliseconds(100)};
   std::chrono::nanoseconds backoff_max{std::chrono::seconds(5)};
+  // requestid of the first call (WIRE.md §6.4: normally 1). A client that takes over the
+  // unique id (MountID) of a dead process must start above every id that process used, or the
+  // server's completed-request cache would answer its calls with the dead one's replies.
+  // Such a client reports highestReplySeen 0 (never acks; its replies expire by the server's
+  // TTL): the real server trims by walking every id up to highestReplySeen.
+  uint64_t first_request_id = 1;
   // Optional: connection-level counters (pfsagent_retryrpc_*_total) are also added here, so
   // they keep counting across the clients of successive mounts. Must outlive the client.
   base::Registry* registry = nullptr;

@@ -28,10 +28,21 @@ Error RetryRpcMetadataClient::MapServerError(const std::string& method, const st
       j::StatVFSRequest probe;
       probe.MountID = mount_id_;
       auto r = rpc_->CallRaw("RpcStatVFS", j::ToJson(probe));
-      lost = r.ok() && retryrpc::ErrnoFromErrstr(r->errstr, 0) == EINVAL;
+      if (!r.ok()) {
+        // The probe could not reach the server: a restart in progress (ESTALE: new
+        // credentials, the mount is gone for sure) or an outage. Never guess "real EINVAL"
+        // here: the caller retries on ESTALE and gets the true answer from the next server.
+        if (r.error().Errno() == ESTALE) {
+          return Error(ESTALE, method + ": mount lost while checking errno 22: " +
+                                   r.error().Message());
+        }
+        return Error(r.error().Errno(), method + ": errno: 22, and checking the mount failed: " +
+                                            r.error().Message());
+      }
+      lost = retryrpc::ErrnoFromErrstr(r->errstr, 0) == EINVAL;
     }
     if (lost) {
-      rpc_->MarkMountLost("server no longer knows MountID " + mount_id_ + " (errno: 22)");
+      rpc_->MarkMountLost("server no longer knows our MountID (errno: 22)");
       return Error(ESTALE, method + ": mount lost (server answers errno: 22 for our MountID)");
     }
   }

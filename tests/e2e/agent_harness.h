@@ -104,7 +104,8 @@ class AgentProcess {
         << "MaxFlushTime: 2s\n"
         << "XAttrEnabled: true\n"
         << "FUSEUnMountRetryDelay: 100ms\n"
-        << "FUSEUnMountRetryCap: 100\n";
+        << "FUSEUnMountRetryCap: 100\n"
+        << "StateDirPath: " << workdir << "/state\n";
       for (const auto& l : extra) c << l << "\n";
     }
     std::string out = workdir + "/agent.out";
@@ -174,6 +175,23 @@ class AgentProcess {
     if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
     return -1;
   }
+  // Reaps an agent that exits by itself without touching the mount (after a takeover the
+  // mount belongs to the successor). Returns the exit code, -1 if it is still running after
+  // `grace`.
+  int ReapKeepMount(std::chrono::milliseconds grace) {
+    if (pid_ <= 0) return -1;
+    auto deadline = std::chrono::steady_clock::now() + grace;
+    int st = 0;
+    while (waitpid(pid_, &st, WNOHANG) != pid_) {
+      if (std::chrono::steady_clock::now() > deadline) return -1;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    pid_ = -1;
+    if (WIFEXITED(st)) return WEXITSTATUS(st);
+    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+    return -1;
+  }
+  const std::string& conf() const { return conf_; }
   void Kill9() {
     if (pid_ <= 0) return;
     kill(pid_, SIGKILL);

@@ -121,6 +121,8 @@ inline std::vector<BadCase> BadCases() {
       {"duration_unknown_unit", {{"bad.conf", A + "LeaseRetryDelay = 10sec\n"}}, {},
        {"bad.conf:2:", "LeaseRetryDelay = \"10sec\"", "unknown unit \"sec\""}},
       // --- validation ---
+      {"relative_state_dir", {{"bad.conf", A + "StateDirPath = run/pfsagentd\n"}}, {},
+       {"bad.conf:2: [Agent] StateDirPath = \"run/pfsagentd\": must be an absolute path"}},
       {"zero_line_count", {{"bad.conf", A + "ReadCacheLineCount = 0\n"}}, {},
        {"bad.conf:2: [Agent] ReadCacheLineCount = \"0\": must be >= 1"}},
       {"zero_line_size", {{"bad.conf", A + "\nReadCacheLineSize = 0\n"}}, {},

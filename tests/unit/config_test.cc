@@ -476,7 +476,8 @@ TEST_CASE("config: ConfigToJson uses INI names and durations as a person writes 
   AgentConfig c;
   c.SwiftTimeout = 20s;
   auto j = nlohmann::json::parse(agent::ConfigToJson(c, true));
-  CHECK(j.size() == 51);  // 46 original keys + 3 RetryRPC* + FUSEAllowOther + control token
+  CHECK(j.size() == 52);  // 46 original keys + 3 RetryRPC* + FUSEAllowOther + control token + StateDirPath
+  CHECK(j["StateDirPath"] == "/run/pfsagentd");
   CHECK(j["SwiftTimeout"] == "20s");
   CHECK(j["MaxFlushTime"] == "200ms");
   CHECK(j["RetryRPCDeadlineIO"] == "1m");

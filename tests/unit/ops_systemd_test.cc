@@ -58,9 +58,13 @@ struct TempDir {
 std::string WriteUnit(const fs::path& dir, const std::string& name, const std::string& exe,
                       const std::string& from = "", const std::string& to = "") {
   std::string unit = ReadFile(PFS_UNIT_FILE);
-  auto pos = unit.find("/usr/bin/pfsagentd");
+  // Every command (ExecStart, ExecReload = takeover) names the binary.
+  const std::string bin = "/usr/bin/pfsagentd";
+  auto pos = unit.find(bin);
   REQUIRE(pos != std::string::npos);
-  unit.replace(pos, std::string("/usr/bin/pfsagentd").size(), exe);
+  for (; pos != std::string::npos; pos = unit.find(bin, pos + exe.size())) {
+    unit.replace(pos, bin.size(), exe);
+  }
   if (!from.empty()) {
     auto p = unit.find(from);
     REQUIRE(p != std::string::npos);
@@ -111,6 +115,10 @@ TEST_CASE("unit settings: one instance per volume, notify readiness, restart, no
   CHECK(has("ConditionPathExists=/etc/pfsagentd/%i.conf"));
   CHECK(has("Type=notify"));
   CHECK(has("NotifyAccess=main"));
+  // reload = takeover without unmounting (docs/operations.md §8); state survives unit restarts.
+  CHECK(has("ExecReload=/usr/bin/pfsagentd --takeover /etc/pfsagentd/%i.conf"));
+  CHECK(has("RuntimeDirectory=pfsagentd"));
+  CHECK(has("RuntimeDirectoryPreserve=yes"));
   CHECK(has("Wants=network-online.target"));
   CHECK(has("After=network-online.target"));
   CHECK(has("Restart=on-failure"));
