@@ -465,6 +465,7 @@ int Run(const AgentConfig& config) {
   pfsfuse::VolumeOptions vopts;
   vopts.entry_timeout = config.EntryDuration;
   vopts.attr_timeout = config.AttrDuration;
+  vopts.coherence_window = config.CoherenceWindow;
   vopts.attr_block_size = config.AttrBlockSize;
   vopts.xattr_enabled = config.XAttrEnabled;
   vopts.readdir_max_entries = config.ReaddirMaxEntries;

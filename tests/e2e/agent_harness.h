@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -117,7 +118,10 @@ class AgentProcess {
         dup2(fd, 1);
         dup2(fd, 2);
       }
-      execl(PFS_AGENT_PATH, PFS_AGENT_PATH, a->conf_.c_str(), nullptr);
+      // PFS_E2E_AGENT overrides the agent binary (e.g. to measure an older build).
+      const char* bin = std::getenv("PFS_E2E_AGENT");
+      if (bin == nullptr || *bin == '\0') bin = PFS_AGENT_PATH;
+      execl(bin, bin, a->conf_.c_str(), nullptr);
       _exit(127);
     }
     a->pid_ = pid;

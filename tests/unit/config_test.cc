@@ -404,6 +404,15 @@ TEST_CASE("config: durations use Go's syntax", "[config]") {
   CHECK(c.AttrDuration == 0ns);
 }
 
+TEST_CASE("config: CoherenceWindow defaults to 40ms and is bounded by 50ms", "[config]") {
+  CHECK(LoadText("[Agent]\n").CoherenceWindow == 40ms);
+  CHECK(LoadText("[Agent]\nCoherenceWindow = 0s\n").CoherenceWindow == 0ns);
+  CHECK(LoadText("[Agent]\nCoherenceWindow = 50ms\n").CoherenceWindow == 50ms);
+  std::string e = LoadError("[Agent]\nCoherenceWindow = 51ms\n");
+  CHECK(e.find("CoherenceWindow") != std::string::npos);
+  CHECK(e.find("must be <= 50ms") != std::string::npos);
+}
+
 TEST_CASE("config: optional strings may be empty, required strings need one value",
           "[config]") {
   AgentConfig c = LoadText("[Agent]\nLogFilePath:\nPlugInEnvValue =\nRetryRPCPublicIPAddr:\n");
