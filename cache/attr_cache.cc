@@ -43,7 +43,7 @@ void AttrCache::Put(const Fill& fill, uint64_t parent, const std::string& name,
   uint64_t ino = static_cast<uint64_t>(st.StatInodeNumber);
   std::lock_guard<std::mutex> l(mu_);
   // Raced with one of our own changes of this inode or directory: the reply may predate it.
-  if (fill.generation < clear_generation_ ||
+  if (fill.generation < clear_generation_ || StaleLinkedLocked(fill, st) ||
       InvalidatedSinceLocked(inode_inval_, ino, fill.generation) ||
       InvalidatedSinceLocked(dir_inval_, parent, fill.generation)) {
     return;
@@ -62,13 +62,29 @@ void AttrCache::Put(const Fill& fill, uint64_t parent, const std::string& name,
   attrs_[ino] = AttrEnt{st, expires};
 }
 
+bool AttrCache::StaleLinkedLocked(const Fill& fill, const swift::jrpcfs::StatStruct& st) const {
+  return st.NumLinks > 1 && (st.FileMode & 0170000) != 0040000 &&
+         fill.generation < linked_generation_;
+}
+
+void AttrCache::InvalidateLinked() {
+  if (!enabled()) return;
+  std::lock_guard<std::mutex> l(mu_);
+  linked_generation_ = ++generation_;
+  for (auto a = attrs_.begin(); a != attrs_.end();) {
+    const auto& st = a->second.stat;
+    bool linked = st.NumLinks > 1 && (st.FileMode & 0170000) != 0040000;
+    a = linked ? attrs_.erase(a) : std::next(a);
+  }
+}
+
 void AttrCache::PutAttr(const Fill& fill, const swift::jrpcfs::StatStruct& st) {
   if (!enabled() || st.StatInodeNumber <= 0) return;
   Clock::time_point expires = fill.sent + ttl_;
   if (expires <= Now()) return;
   uint64_t ino = static_cast<uint64_t>(st.StatInodeNumber);
   std::lock_guard<std::mutex> l(mu_);
-  if (fill.generation < clear_generation_ ||
+  if (fill.generation < clear_generation_ || StaleLinkedLocked(fill, st) ||
       InvalidatedSinceLocked(inode_inval_, ino, fill.generation)) {
     return;
   }

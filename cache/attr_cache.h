@@ -74,6 +74,10 @@ class AttrCache {
 
   void InvalidateInode(uint64_t ino);
   void InvalidateDir(uint64_t parent);
+  // A name of an inode we do not know was removed: drops the attributes of every non-directory
+  // with more than one link (its link count may have changed), and fills of such attributes
+  // begun before.
+  void InvalidateLinked();
   // Our own change of `ino` whose effect on its attributes we know: `patch` is applied to the
   // cached attributes (if any are still valid; their expiry is kept), and fills begun before
   // are dropped as with InvalidateInode. Used for a directory whose entries we changed: its
@@ -120,6 +124,8 @@ class AttrCache {
   std::unordered_map<uint64_t, Invalidated> inode_inval_;
   std::unordered_map<uint64_t, Invalidated> dir_inval_;
   uint64_t clear_generation_ = 0;
+  uint64_t linked_generation_ = 0;  // last InvalidateLinked
+  bool StaleLinkedLocked(const Fill& fill, const swift::jrpcfs::StatStruct& st) const;
 };
 
 }  // namespace cache

@@ -317,6 +317,8 @@ Status Volume::Unlink(uint64_t parent, const std::string& name) {
   if (*ino) {
     Changed(**ino);  // link count
     data_.Invalidate(**ino);
+  } else {
+    attr_cache_->InvalidateLinked();  // the link count of another name of it may be cached
   }
   return base::Ok();
 }

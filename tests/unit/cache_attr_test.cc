@@ -249,3 +249,26 @@ TEST_CASE("attr cache: Patch keeps a directory's attributes with our change appl
   ac.Patch(5, [](j::StatStruct& s) { s.MTimeNs = 1; }, 0ms);
   CHECK_FALSE(ac.GetAttr(5));
 }
+
+TEST_CASE("attr cache: InvalidateLinked drops multi-link files only, and older fills of them") {
+  FakeClock c;
+  AttrCache ac(1s, 100, c.fn());
+  auto f = ac.Begin();
+  j::StatStruct two = St(10, 1);
+  two.NumLinks = 2;
+  j::StatStruct dir = St(11, 0, 040755);
+  dir.NumLinks = 3;
+  ac.PutAttr(f, two);
+  ac.PutAttr(f, dir);
+  ac.PutAttr(f, St(12, 1));
+  auto racing = ac.Begin();
+  ac.InvalidateLinked();
+  CHECK_FALSE(ac.GetAttr(10));
+  CHECK(ac.GetAttr(11));
+  CHECK(ac.GetAttr(12));
+  ac.PutAttr(racing, two);  // sent before the unlink: may show the old link count
+  CHECK_FALSE(ac.GetAttr(10));
+  auto g = ac.Begin();
+  ac.PutAttr(g, two);
+  CHECK(ac.GetAttr(10));
+}
