@@ -76,6 +76,7 @@ const KeyDef kKeys[] = {
     PFS_KEY(EntryDuration),
     PFS_KEY(AttrDuration),
     PFS_KEY(CoherenceWindow),
+    PFS_KEY(FlushOnClose),
     PFS_KEY(AttrBlockSize),
     PFS_KEY(ReaddirMaxEntries),
     PFS_KEY(FUSEMaxBackground),

@@ -728,6 +728,7 @@ Result<size_t> Volume::Write(uint64_t ino, uint64_t fh, uint64_t off, std::strin
 Status Volume::Flush(uint64_t ino, uint64_t fh) {
   Handle h;
   PFS_RETURN_IF_ERROR(CheckFileHandle(ino, fh, &h));
+  if (!opts_.flush_on_close) return base::Ok();  // Release persists (docs/semantics.md)
   return FlushInode(ino);
 }
 

@@ -89,6 +89,10 @@ struct VolumeOptions {
   // passes [Agent]CoherenceWindow (default 40 ms: with the kernel's rounding to its clock tick,
   // another client's change is visible to every system call that starts 50 ms after it).
   std::chrono::nanoseconds coherence_window{0};
+  // FLUSH (every close) persists the file's dirty data and mtime before returning (true); with
+  // false it returns at once and the last close's RELEASE persists them (started right away;
+  // the kernel does not wait for RELEASE). fsync always persists.
+  bool flush_on_close = true;
 };
 
 // The leases the Volume takes, one per inode (implemented by the daemon over

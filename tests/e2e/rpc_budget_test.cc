@@ -31,6 +31,7 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "tests/e2e/agent_harness.h"
@@ -87,6 +88,14 @@ class Mount {
     if (!a.ok()) FAIL("agent start: " << a.error().Message());
     agent_ = std::move(*a);
     REQUIRE(e2e::WaitReady(port_, std::chrono::seconds(10)));
+    // PFS_RPC_BUDGET_STALL_MS=X: every RPC and object PUT takes X ms at the server, so the
+    // report's "ms per op / X" is the number of sequential round trips (critical path).
+    if (const char* st = std::getenv("PFS_RPC_BUDGET_STALL_MS")) {
+      stall_ms_ = std::atoi(st);
+      REQUIRE(emu_->Control("stall_rpc", {{"method", "*"}, {"ms", stall_ms_}, {"count", -1}}).ok());
+      REQUIRE(emu_->Control("chaos", {{"every", 1}, {"op", "PUT"}, {"action", "delay"},
+                                      {"delay_ms", stall_ms_}}).ok());
+    }
   }
   ~Mount() {
     agent_.reset();
@@ -134,7 +143,11 @@ class Mount {
     Counts c = Settled();
     if (std::getenv("PFS_RPC_BUDGET_REPORT") != nullptr) {
       std::cout << "[rpc budget] " << name << ": total " << c.TotalRpcs() << " RPCs in "
-                << ms << " ms: " << c.Describe() << std::endl;
+                << ms << " ms: " << c.Describe();
+      if (stall_ms_ > 0) {
+        std::cout << " | sequential round trips per op ~ " << ms / kN / stall_ms_;
+      }
+      std::cout << std::endl;
     }
     return {c, ms};
   }
@@ -144,6 +157,7 @@ class Mount {
   std::unique_ptr<AgentProcess> agent_;
   std::string work_;
   uint16_t port_ = 0;
+  int stall_ms_ = 0;
 };
 
 // Extra directory fetches allowed in a run of `ms` (see the file comment).
@@ -207,7 +221,15 @@ int LsL(const std::string& dir) {
 
 TEST_CASE("rpc budget: metadata operations with the original's config (0 s durations)",
           "[e2e][budget]") {
-  Mount m(kOriginal);
+  std::vector<std::string> config = kOriginal;
+  // PFS_RPC_BUDGET_EXTRA="Key: value;Key: value" appends agent config lines (measurements of
+  // other configs; the budgets asserted are those of the original's config).
+  if (const char* extra = std::getenv("PFS_RPC_BUDGET_EXTRA")) {
+    std::stringstream ss(extra);
+    std::string line;
+    while (std::getline(ss, line, ';')) config.push_back(line);
+  }
+  Mount m(config);
   const std::string w4k = e2e::Pattern(4096, 11);
 
   SECTION("stat of a name: 1 RpcLookupPlus") {
@@ -337,6 +359,39 @@ TEST_CASE("rpc budget: repeated stat and ls -l cost no RPC with the recommended 
   } else {
     WARN("repeated listing took " << ms << " ms: the 1 s validity may have run out");
     CHECK(c.TotalRpcs() <= 2 * kN + 4);
+  }
+}
+
+TEST_CASE("rpc budget: FlushOnClose false returns from close before RpcWrote (data follows)",
+          "[e2e][budget]") {
+  for (bool flush_on_close : {true, false}) {
+    INFO("FlushOnClose " << flush_on_close);
+    std::vector<std::string> config = kOriginal;
+    config.push_back(std::string("FlushOnClose: ") + (flush_on_close ? "true" : "false"));
+    Mount m(config);
+    REQUIRE(mkdir(m.Path("w").c_str(), 0755) == 0);
+    const std::string body = e2e::Pattern(4096, 5);
+    // Every RpcWrote takes 1 s at the server: close() waits for it only with FlushOnClose true.
+    REQUIRE(m.emu().Control("stall_rpc", {{"method", "RpcWrote"}, {"ms", 1000}, {"count", 1}}).ok());
+    auto t0 = std::chrono::steady_clock::now();
+    REQUIRE(e2e::WriteFile(m.Path("w/f"), body) == 0);
+    double close_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (flush_on_close) {
+      CHECK(close_ms >= 1000);
+    } else {
+      CHECK(close_ms < 500);
+    }
+    // Either way the data reaches the server without anything else happening.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (m.Read().Rpc("RpcWrote") < 1 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    CHECK(m.Read().Rpc("RpcWrote") == 1);
+    CHECK(m.Read().Rpc("RpcSetTime") == 1);
+    auto back = e2e::ReadFile(m.Path("w/f"));
+    REQUIRE(back.ok());
+    CHECK(*back == body);
   }
 }
 

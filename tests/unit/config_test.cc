@@ -483,7 +483,9 @@ TEST_CASE("config: ConfigToJson uses INI names and integer nanoseconds", "[confi
   AgentConfig c;
   c.SwiftTimeout = 20s;
   auto j = nlohmann::json::parse(agent::ConfigToJson(c, true));
-  CHECK(j.size() == 51);  // 46 original keys + 3 RetryRPC* + FUSEAllowOther + CoherenceWindow
+  // 46 original keys + 3 RetryRPC* + FUSEAllowOther + CoherenceWindow + FlushOnClose
+  CHECK(j.size() == 52);
+  CHECK(j["FlushOnClose"] == true);
   CHECK(j["CoherenceWindow"] == 40000000LL);
   CHECK(j["SwiftTimeout"] == 20000000000LL);
   CHECK(j["MaxFlushTime"] == 200000000LL);
