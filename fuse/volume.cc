@@ -224,7 +224,7 @@ void Volume::DropStaleLease(Inode& n, uint64_t epoch) {
   data_.Invalidate(n.ino);
   Changed(n.ino);
   std::lock_guard<std::mutex> l(mu_);
-  if (!data_.HasDirty(n.ino)) n.size_valid = false;
+  if (!data_.HasDirty(n.ino)) SettleSizeLocked(n);
   n.pc_valid = false;
   const uint64_t cur = n.lease.load(std::memory_order_relaxed);
   n.lease.store(PackLease(epoch, LeaseGenOf(cur) + 1, kLeaseNone), std::memory_order_release);
@@ -354,7 +354,7 @@ void Volume::LeaseInvalidate(uint64_t ino) {
   Changed(ino);  // attributes listed by a READDIR before may be stale now
   std::lock_guard<std::mutex> l(mu_);
   // Data that could not be flushed stays authoritative locally (it is retried at close).
-  if (!data_.HasDirty(ino)) n->size_valid = false;
+  if (!data_.HasDirty(ino)) SettleSizeLocked(*n);
   n->pc_valid = false;  // the next OPEN must not keep the kernel's pages
 }
 
@@ -367,7 +367,16 @@ Result<j::StatStruct> Volume::Stat(uint64_t ino) {
   return meta_.GetStat(req);
 }
 
-struct stat Volume::ToStat(const j::StatStruct& s) {
+void Volume::SettleSizeLocked(Inode& n) {
+  if (n.size_valid) {
+    n.settled_ns = SteadyNs();
+    n.settled_size = n.size;
+    n.settled_has_size = true;
+  }
+  n.size_valid = false;
+}
+
+struct stat Volume::ToStat(const j::StatStruct& s, int64_t sent_ns) {
   struct stat st {};
   uint64_t ino = static_cast<uint64_t>(s.StatInodeNumber);
   st.st_ino = ino;
@@ -387,8 +396,18 @@ struct stat Volume::ToStat(const j::StatStruct& s) {
       if (n.type == 0) n.type = s.FileMode & S_IFMT;
       st.st_mode |= n.special_bits;
       if (S_ISREG(s.FileMode)) {
-        if (n.size_valid) st.st_size = static_cast<off_t>(n.size);
-        if (n.mtime_dirty) st.st_mtim = n.mtime;
+        // A reply sent before our last flush completed may not show what it persisted.
+        const bool older = sent_ns != 0 && sent_ns < n.settled_ns;
+        if (n.size_valid) {
+          st.st_size = static_cast<off_t>(n.size);
+        } else if (older && n.settled_has_size) {
+          st.st_size = static_cast<off_t>(n.settled_size);
+        }
+        if (n.mtime_dirty) {
+          st.st_mtim = n.mtime;
+        } else if (older && n.settled_has_mtime) {
+          st.st_mtim = n.settled_mtime;
+        }
       }
     }
   }
@@ -409,7 +428,7 @@ Entry Volume::MakeEntry(const j::StatStruct& s, std::chrono::nanoseconds age,
                         std::chrono::nanoseconds cap) {
   Entry e;
   e.ino = static_cast<uint64_t>(s.StatInodeNumber);
-  e.attr = ToStat(s);
+  e.attr = ToStat(s, SteadyNs() - age.count());
   e.entry_timeout = Seconds(Left(opts_.entry_timeout, opts_.coherence_window, age, cap));
   e.attr_timeout = AttrValidity(age, cap);
   return e;
@@ -426,7 +445,7 @@ Result<AttrReply> Volume::GetAttr(uint64_t ino) {
   }
   if (auto hit = attr_cache_->GetAttr(ino)) {
     AttrReply r;
-    r.attr = ToStat(hit->stat);
+    r.attr = ToStat(hit->stat, SteadyNs() - (attr_cache_->ttl() - hit->remaining).count());
     r.attr_timeout = AttrValidity(attr_cache_->ttl() - hit->remaining, hit->remaining);
     return r;
   }
@@ -435,7 +454,9 @@ Result<AttrReply> Volume::GetAttr(uint64_t ino) {
   if (!st.ok()) return st.error();
   attr_cache_->PutAttr(fill, *st);
   AttrReply r;
-  r.attr = ToStat(*st);
+  r.attr = ToStat(*st, std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           fill.sent.time_since_epoch())
+                           .count());
   r.attr_timeout = AttrValidity(cache::AttrCache::Clock::now() - fill.sent,
                                 std::chrono::nanoseconds::max());
   return r;
@@ -478,6 +499,13 @@ Status Volume::FlushInodeLocked(Inode& inode) {
       // Only clear if no write changed it meanwhile.
       if (inode.mtime.tv_sec == mtime.tv_sec && inode.mtime.tv_nsec == mtime.tv_nsec) {
         inode.mtime_dirty = false;
+        inode.settled_ns = SteadyNs();  // see Inode::settled_ns
+        inode.settled_mtime = mtime;
+        inode.settled_has_mtime = true;
+        if (inode.size_valid) {
+          inode.settled_size = inode.size;
+          inode.settled_has_size = true;
+        }
       }
     } else if (st.ok()) {
       result = r.error().Wrap("sending mtime after flush");
@@ -794,7 +822,7 @@ Status Volume::Release(uint64_t ino, uint64_t fh) {
     Status f = FlushInodeLocked(*n);
     if (!f.ok()) result = f;
     std::lock_guard<std::mutex> l(mu_);
-    if (n->open_count == 0 && !data_.HasDirty(ino)) n->size_valid = false;
+    if (n->open_count == 0 && !data_.HasDirty(ino)) SettleSizeLocked(*n);
   }
   io.unlock();
   std::lock_guard<std::mutex> l(mu_);

@@ -291,6 +291,14 @@ class Volume {
     uint64_t pc_size = 0;
     // Directories: when (steady clock, ns) the RPC of the last listing from offset 0 was sent.
     int64_t listed_ns = 0;
+    // When (steady clock, ns) the local size/mtime overlay last stopped applying because the
+    // server got them (flush done): a reply whose RPC was sent before that may predate the
+    // flush, so settled_size/settled_mtime still apply to it (ToStat).
+    int64_t settled_ns = 0;
+    uint64_t settled_size = 0;
+    bool settled_has_size = false;
+    bool settled_has_mtime = false;
+    struct timespec settled_mtime {};
     std::shared_mutex io_mu;      // see class comment
     // The lease level this Volume may rely on without asking the gate (bits 0-1: kLeaseNone,
     // kLeaseShared, kLeaseExclusive), a generation (bits 2-31) bumped by every lowering and the
@@ -315,7 +323,10 @@ class Volume {
   std::shared_ptr<Inode> FindInode(uint64_t ino) const;  // null if missing
   void MaybeDropLocked(uint64_t ino);                  // mu_ held
   base::Result<swift::jrpcfs::StatStruct> Stat(uint64_t ino);
-  struct stat ToStat(const swift::jrpcfs::StatStruct& s);
+  // `sent_ns`: when the RPC that returned `s` was sent (steady clock; 0 = now).
+  struct stat ToStat(const swift::jrpcfs::StatStruct& s, int64_t sent_ns = 0);
+  // The overlay of `n` stops applying (mu_ held): remember what the server now has.
+  void SettleSizeLocked(Inode& n);
   // The entry for attributes a reply carried, `age` after its RPC was sent: the kernel may keep
   // them max(configured timeout, coherence window) - age, and never longer than `cap`.
   Entry MakeEntry(const swift::jrpcfs::StatStruct& s,
