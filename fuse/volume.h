@@ -20,8 +20,13 @@
 //     server would say EEXIST), so it is not atomic;
 //   * RENAME_NOREPLACE honoured (EEXIST), RENAME_EXCHANGE -> EINVAL.
 //
-// Leases (only with a LeaseGate, see below; docs/semantics.md "Leases"): OPEN and CREATE take
-// a shared lease, READ and GETATTR of an open file a shared one, WRITE, truncate (SETATTR size,
+// Round trips (docs/semantics.md "Round trips"; implemented in volume_names.cc and
+// volume_dir.cc): names and attributes replies carried answer the kernel's next requests for
+// the coherence window; creations reply without RpcGetStat; unlink/rename use the kernel's
+// lookups made a moment before; one readdir batch serves many READDIRs.
+//
+// Leases (only with a LeaseGate, see below; docs/semantics.md "Leases"): OPEN takes a shared
+// lease (CREATE none), READ and GETATTR of an open file a shared one, WRITE, truncate (SETATTR size,
 // OPEN with O_TRUNC) an exclusive one. Each inode caches the level it holds (an atomic read under
 // io_mu), so a held lease costs no call into the gate and no global lock. The gate's hooks lower
 // that level before the lease is demoted or released (LeaseFlush, LeaseInvalidate): they take
@@ -30,7 +35,9 @@
 //
 // Thread-safety: all methods are thread-safe and are called concurrently by libfuse worker
 // threads. Lock order: per-inode io_mu (shared for read/write, exclusive for truncate/flush+
-// settime/hide-rename) before table mu_. mu_ is never held across an RPC or DataCache call;
+// settime/hide-rename) before a directory stream's mutex (DirStream::mu, never held across an
+// RPC) before table mu_ before the AttrCache's own mutex. mu_ is never held across an RPC or
+// DataCache call;
 // io_mu may be (it only serialises operations on one file). LeaseGate::Acquire* are never
 // called with io_mu or mu_ held (the gate's hooks take them).
 // Blocking: every method may block on RPCs (bounded by the MetadataClient deadline) and on
@@ -78,8 +85,9 @@ struct VolumeOptions {
   bool xattr_enabled = false;
   uint64_t readdir_max_entries = 1024;  // batch size of one RpcReaddirByLoc
   // Plain READDIR (kernel without readdirplus) fetches attributes too (RpcReaddirPlusByLoc) and
-  // keeps them for min(entry_timeout, attr_timeout) to answer the LOOKUP/GETATTR that follow
-  // (`ls -l`). Off when either timeout is 0. Bounded to this many names.
+  // keeps them, like every reply's, for max(coherence_window, min(entry_timeout, attr_timeout))
+  // to answer the LOOKUP/GETATTR that follow (`ls -l`). false: only the coherence window.
+  // Bounded to this many names.
   bool readdir_attr_cache = true;
   size_t readdir_attr_cache_entries = 100000;
   // Coherence window (docs/semantics.md "Round trips"): names and attributes a reply carried
@@ -91,7 +99,8 @@ struct VolumeOptions {
   std::chrono::nanoseconds coherence_window{0};
   // FLUSH (every close) persists the file's dirty data and mtime before returning (true); with
   // false it returns at once and the last close's RELEASE persists them (started right away;
-  // the kernel does not wait for RELEASE). fsync always persists.
+  // the kernel does not wait for RELEASE). fsync always persists. The daemon passes
+  // [Agent]FlushOnClose (default false).
   bool flush_on_close = true;
 };
 

@@ -107,6 +107,13 @@ class AgentProcess {
         << "FUSEUnMountRetryDelay: 100ms\n"
         << "FUSEUnMountRetryCap: 100\n";
       for (const auto& l : extra) c << l << "\n";
+      // PFS_E2E_AGENT_CONF="Key: value;Key: value" is appended to every agent's config (to run
+      // the e2e tiers under another setting, e.g. FlushOnClose: false).
+      if (const char* more = std::getenv("PFS_E2E_AGENT_CONF")) {
+        std::stringstream ms(more);
+        std::string line;
+        while (std::getline(ms, line, ';')) c << line << "\n";
+      }
     }
     std::string out = workdir + "/agent.out";
     pid_t pid = fork();

@@ -12,11 +12,14 @@
 // to 3 * (ceil(T / 40) + 1) extra RpcGetStat/RpcLookupPlus (root attributes, the directory's
 // name and attributes). That allowance is computed from the measured duration, never assumed.
 // With the recommended config (1 s durations, readdirplus on) a repeated stat and `ls -l` of
-// an unchanged directory cost 0 RPCs.
+// an unchanged directory cost 0 RPCs. FlushOnClose false: close() returns before RpcWrote.
 // Coherence: two agents with 0 s durations; a change made through agent A (create, chmod,
 // write + close, unlink, rename) is visible through agent B 50 ms after it completed.
 //
-// PFS_RPC_BUDGET_REPORT=1 prints the per-method counts of every operation.
+// PFS_RPC_BUDGET_REPORT=1 prints the per-method counts of every operation;
+// PFS_RPC_BUDGET_STALL_MS=X makes every RPC and PUT take X ms (the report then estimates the
+// sequential round trips per operation); PFS_RPC_BUDGET_EXTRA="Key: v;Key: v" measures another
+// agent config; PFS_E2E_AGENT=<binary> measures another build (e.g. main's).
 // Needs root and /dev/fuse. Every process is stopped by PID, every mount unmounted.
 #include <dirent.h>
 #include <fcntl.h>
@@ -293,6 +296,22 @@ TEST_CASE("rpc budget: metadata operations with the original's config (0 s durat
       WARN("ls -l took " << ms << " ms, longer than the coherence window");
       CHECK(c.TotalRpcs() <= budget + kN + DirRefreshAllowance(ms));
     }
+  }
+
+  SECTION("reading a directory of 300 names: one RpcReaddirPlusByLoc serves every READDIR") {
+    // 300 names are several kernel READDIR requests (a page each) but one server batch
+    // (ReaddirMaxEntries 1024), and the end of the listing needs no RPC either.
+    constexpr int kMany = 300;
+    MakeFiles(m, "many", kMany);
+    auto [c, ms] = m.Measure("readdir 300", [&] {
+      DIR* d = opendir(m.Path("many").c_str());
+      REQUIRE(d != nullptr);
+      int n = 0;
+      while (readdir(d) != nullptr) ++n;
+      closedir(d);
+      CHECK(n == kMany + 2);
+    });
+    CheckCounts(c, ms, {{"RpcLookupPlus", 1}, {"RpcReaddirPlusByLoc", 1}});
   }
 
   SECTION("unlink: RpcLookupPlus + RpcUnlink") {

@@ -485,7 +485,7 @@ TEST_CASE("config: ConfigToJson uses INI names and integer nanoseconds", "[confi
   auto j = nlohmann::json::parse(agent::ConfigToJson(c, true));
   // 46 original keys + 3 RetryRPC* + FUSEAllowOther + CoherenceWindow + FlushOnClose
   CHECK(j.size() == 52);
-  CHECK(j["FlushOnClose"] == true);
+  CHECK(j["FlushOnClose"] == false);
   CHECK(j["CoherenceWindow"] == 40000000LL);
   CHECK(j["SwiftTimeout"] == 20000000000LL);
   CHECK(j["MaxFlushTime"] == 200000000LL);
