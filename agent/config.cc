@@ -75,6 +75,8 @@ const KeyDef kKeys[] = {
     PFS_KEY(XAttrEnabled),
     PFS_KEY(EntryDuration),
     PFS_KEY(AttrDuration),
+    PFS_KEY(CoherenceWindow),
+    PFS_KEY(FlushOnClose),
     PFS_KEY(AttrBlockSize),
     PFS_KEY(ReaddirMaxEntries),
     PFS_KEY(FUSEMaxBackground),
@@ -471,6 +473,9 @@ base::Status Validate(const AgentConfig& c, const Loader& loader) {
   }
   PFS_RETURN_IF_ERROR(v.DurationRange("EntryDuration", c.EntryDuration, Nanos(0), kDay));
   PFS_RETURN_IF_ERROR(v.DurationRange("AttrDuration", c.AttrDuration, Nanos(0), kDay));
+  // At most 50 ms: the bound on how late another client's change may be seen (semantics.md).
+  PFS_RETURN_IF_ERROR(v.DurationRange("CoherenceWindow", c.CoherenceWindow, Nanos(0),
+                                      std::chrono::milliseconds(50)));
   PFS_RETURN_IF_ERROR(v.Range("AttrBlockSize", c.AttrBlockSize, 1, 0xFFFFFFFFULL));
   PFS_RETURN_IF_ERROR(v.Range("ReaddirMaxEntries", c.ReaddirMaxEntries, 1, 1000000));
   PFS_RETURN_IF_ERROR(v.Range("FUSEMaxWrite", c.FUSEMaxWrite, 4096, kMiB, "1 MiB"));

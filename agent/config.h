@@ -82,6 +82,13 @@ struct AgentConfig {
   bool XAttrEnabled = false;
   std::chrono::nanoseconds EntryDuration = std::chrono::nanoseconds(0);
   std::chrono::nanoseconds AttrDuration = std::chrono::nanoseconds(0);
+  // pfsagentd only: how long names/attributes a reply carried answer the kernel's next
+  // LOOKUP/GETATTR (docs/semantics.md "Round trips"); 0 = every request asks the server.
+  std::chrono::nanoseconds CoherenceWindow = std::chrono::milliseconds(40);
+  // pfsagentd only: close() returns once the file's data is on the server (true), or at once
+  // with the upload started by the last close (false, the default, like the original;
+  // docs/semantics.md "Round trips").
+  bool FlushOnClose = false;
   uint64_t AttrBlockSize = 65536;  // 1..2^32-1
   uint64_t ReaddirMaxEntries = 1024;
   uint16_t FUSEMaxBackground = 100;

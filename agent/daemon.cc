@@ -446,6 +446,8 @@ int Run(const AgentConfig& config, const RunOptions& run) {
   pfsfuse::VolumeOptions vopts;
   vopts.entry_timeout = config.EntryDuration;
   vopts.attr_timeout = config.AttrDuration;
+  vopts.coherence_window = config.CoherenceWindow;
+  vopts.flush_on_close = config.FlushOnClose;
   vopts.attr_block_size = config.AttrBlockSize;
   vopts.xattr_enabled = config.XAttrEnabled;
   vopts.readdir_max_entries = config.ReaddirMaxEntries;

@@ -43,7 +43,7 @@ void AttrCache::Put(const Fill& fill, uint64_t parent, const std::string& name,
   uint64_t ino = static_cast<uint64_t>(st.StatInodeNumber);
   std::lock_guard<std::mutex> l(mu_);
   // Raced with one of our own changes of this inode or directory: the reply may predate it.
-  if (fill.generation < clear_generation_ ||
+  if (fill.generation < clear_generation_ || StaleLinkedLocked(fill, st) ||
       InvalidatedSinceLocked(inode_inval_, ino, fill.generation) ||
       InvalidatedSinceLocked(dir_inval_, parent, fill.generation)) {
     return;
@@ -62,6 +62,91 @@ void AttrCache::Put(const Fill& fill, uint64_t parent, const std::string& name,
   attrs_[ino] = AttrEnt{st, expires};
 }
 
+bool AttrCache::StaleLinkedLocked(const Fill& fill, const swift::jrpcfs::StatStruct& st) const {
+  return st.NumLinks > 1 && (st.FileMode & 0170000) != 0040000 &&
+         fill.generation < linked_generation_;
+}
+
+void AttrCache::InvalidateLinked() {
+  if (!enabled()) return;
+  std::lock_guard<std::mutex> l(mu_);
+  linked_generation_ = ++generation_;
+  for (auto a = attrs_.begin(); a != attrs_.end();) {
+    const auto& st = a->second.stat;
+    bool linked = st.NumLinks > 1 && (st.FileMode & 0170000) != 0040000;
+    a = linked ? attrs_.erase(a) : std::next(a);
+  }
+}
+
+void AttrCache::PutAttr(const Fill& fill, const swift::jrpcfs::StatStruct& st) {
+  if (!enabled() || st.StatInodeNumber <= 0) return;
+  Clock::time_point expires = fill.sent + ttl_;
+  if (expires <= Now()) return;
+  uint64_t ino = static_cast<uint64_t>(st.StatInodeNumber);
+  std::lock_guard<std::mutex> l(mu_);
+  if (fill.generation < clear_generation_ || StaleLinkedLocked(fill, st) ||
+      InvalidatedSinceLocked(inode_inval_, ino, fill.generation)) {
+    return;
+  }
+  if (attrs_.size() >= max_entries_) {
+    PurgeExpiredLocked(Now());
+    if (attrs_.size() >= max_entries_) attrs_.clear();
+  }
+  attrs_[ino] = AttrEnt{st, expires};
+}
+
+void AttrCache::PutAbsent(const Fill& fill, uint64_t parent, const std::string& name) {
+  if (!enabled()) return;
+  Clock::time_point expires = fill.sent + ttl_;
+  Clock::time_point now = Now();
+  if (expires <= now) return;
+  std::lock_guard<std::mutex> l(mu_);
+  if (fill.generation < clear_generation_ ||
+      InvalidatedSinceLocked(dir_inval_, parent, fill.generation)) {
+    return;
+  }
+  if (names_ >= max_entries_) {
+    PurgeExpiredLocked(now);
+    if (names_ >= max_entries_) {
+      dirs_.clear();
+      attrs_.clear();
+      names_ = 0;
+    }
+  }
+  auto [it, inserted] = dirs_[parent].insert_or_assign(name, NameEnt{0, expires});
+  (void)it;
+  if (inserted) ++names_;
+}
+
+std::optional<uint64_t> AttrCache::NameIno(uint64_t parent, const std::string& name) {
+  if (!enabled()) return std::nullopt;
+  Clock::time_point now = Now();
+  std::lock_guard<std::mutex> l(mu_);
+  auto d = dirs_.find(parent);
+  if (d == dirs_.end()) return std::nullopt;
+  auto n = d->second.find(name);
+  if (n == d->second.end() || n->second.expires <= now) return std::nullopt;
+  return n->second.ino;
+}
+
+void AttrCache::Patch(uint64_t ino,
+                      const std::function<void(swift::jrpcfs::StatStruct&)>& patch,
+                      std::chrono::nanoseconds validity) {
+  if (!enabled()) return;
+  Clock::time_point now = Now();
+  std::lock_guard<std::mutex> l(mu_);
+  ++generation_;
+  RecordLocked(inode_inval_, ino, now);
+  auto a = attrs_.find(ino);
+  if (a == attrs_.end()) return;
+  if (a->second.expires <= now || validity.count() <= 0) {
+    attrs_.erase(a);
+    return;
+  }
+  patch(a->second.stat);
+  a->second.expires = std::min(a->second.expires, now + validity);
+}
+
 std::optional<AttrCache::Hit> AttrCache::Lookup(uint64_t parent, const std::string& name) {
   if (!enabled()) return std::nullopt;
   Clock::time_point now = Now();
@@ -69,7 +154,7 @@ std::optional<AttrCache::Hit> AttrCache::Lookup(uint64_t parent, const std::stri
   auto d = dirs_.find(parent);
   if (d != dirs_.end()) {
     auto n = d->second.find(name);
-    if (n != d->second.end() && n->second.expires > now) {
+    if (n != d->second.end() && n->second.expires > now && n->second.ino != 0) {
       auto a = attrs_.find(n->second.ino);
       if (a != attrs_.end() && a->second.expires > now) {
         ++hits_;

@@ -1,7 +1,9 @@
-// AttrCache: a short-lived cache of the (name -> inode) and (inode -> attributes) pairs a
-// directory listing returned (RpcReaddirPlusByLoc), so that the LOOKUP of every name that
-// `ls -l` (or any readdir + stat walk) sends next is answered locally instead of with one
-// RpcLookupPlus per entry. Used when the kernel does not use readdirplus itself.
+// AttrCache: a short-lived cache of the (name -> inode) and (inode -> attributes) pairs that
+// metadata replies carried (RpcReaddirPlusByLoc, RpcLookupPlus, RpcGetStat), so that the
+// LOOKUP/GETATTR requests the kernel sends right after (`ls -l` after a READDIR, GETATTR after
+// a LOOKUP, GETATTR of a directory for a permission check) are answered locally instead of
+// with one RPC each. Names may also be recorded as absent (a LOOKUP answered ENOENT), which
+// lets rename/unlink skip a lookup RPC of their own.
 //
 // Freshness: every entry expires `ttl` after the moment its RPC was *sent* (the caller passes
 // that time to Begin()). Hits return the remaining validity so the caller can hand the kernel
@@ -43,6 +45,7 @@ class AttrCache {
   AttrCache(std::chrono::nanoseconds ttl, size_t max_entries, NowFn now = nullptr);
 
   bool enabled() const { return ttl_.count() > 0; }
+  std::chrono::nanoseconds ttl() const { return ttl_; }
 
   struct Fill {
     uint64_t generation = 0;
@@ -54,6 +57,10 @@ class AttrCache {
   // Ignored if an invalidation happened since `fill` was begun or the entry already expired.
   void Put(const Fill& fill, uint64_t parent, const std::string& name,
            const swift::jrpcfs::StatStruct& st);
+  // Records the attributes of one inode (RpcGetStat), same rules as Put.
+  void PutAttr(const Fill& fill, const swift::jrpcfs::StatStruct& st);
+  // Records that `name` did not exist in `parent` (a lookup answered ENOENT), same rules.
+  void PutAbsent(const Fill& fill, uint64_t parent, const std::string& name);
 
   struct Hit {
     swift::jrpcfs::StatStruct stat;
@@ -61,9 +68,23 @@ class AttrCache {
   };
   std::optional<Hit> Lookup(uint64_t parent, const std::string& name);
   std::optional<Hit> GetAttr(uint64_t ino);
+  // What the cache knows of `name` in `parent` within the validity: its inode, 0 when recorded
+  // absent, nullopt when unknown. Not counted as a hit or miss.
+  std::optional<uint64_t> NameIno(uint64_t parent, const std::string& name);
 
   void InvalidateInode(uint64_t ino);
   void InvalidateDir(uint64_t parent);
+  // A name of an inode we do not know was removed: drops the attributes of every non-directory
+  // with more than one link (its link count may have changed), and fills of such attributes
+  // begun before.
+  void InvalidateLinked();
+  // Our own change of `ino` whose effect on its attributes we know: `patch` is applied to the
+  // cached attributes (if any are still valid; their expiry is kept), and fills begun before
+  // are dropped as with InvalidateInode. Used for a directory whose entries we changed: its
+  // mode/owner (what the kernel's permission checks need) stay, its times/link count move.
+  // The patched entry expires within `validity` at most (<= 0: it is dropped).
+  void Patch(uint64_t ino, const std::function<void(swift::jrpcfs::StatStruct&)>& patch,
+             std::chrono::nanoseconds validity);
   void Clear();
 
   size_t size() const;  // names held (including expired ones not yet purged)
@@ -72,7 +93,7 @@ class AttrCache {
 
  private:
   struct NameEnt {
-    uint64_t ino = 0;
+    uint64_t ino = 0;  // 0: recorded absent
     Clock::time_point expires{};
   };
   struct AttrEnt {
@@ -103,6 +124,8 @@ class AttrCache {
   std::unordered_map<uint64_t, Invalidated> inode_inval_;
   std::unordered_map<uint64_t, Invalidated> dir_inval_;
   uint64_t clear_generation_ = 0;
+  uint64_t linked_generation_ = 0;  // last InvalidateLinked
+  bool StaleLinkedLocked(const Fill& fill, const swift::jrpcfs::StatStruct& st) const;
 };
 
 }  // namespace cache

@@ -125,6 +125,7 @@ void FillOpen(fuse_file_info* fi, const OpenReply& o) {
   fi->fh = o.fh;
   fi->direct_io = o.direct_io ? 1 : 0;
   fi->keep_cache = o.keep_cache ? 1 : 0;
+  fi->cache_readdir = o.cache_dir ? 1 : 0;
 }
 
 // ---- handlers ----

@@ -12,6 +12,7 @@
 #include "cache/attr_cache.h"
 #include "cache/data_cache.h"
 #include "cache/worker_pool.h"
+#include "fuse/volume_internal.h"
 
 namespace pfsfuse {
 
@@ -19,33 +20,12 @@ namespace j = swift::jrpcfs;
 using base::Error;
 using base::Result;
 using base::Status;
+using internal::HiddenName;
+using internal::kSpecialBits;
+using internal::Now;
+using internal::Seconds;
 
 namespace {
-
-constexpr uint32_t kSpecialBits = S_ISUID | S_ISGID | S_ISVTX;
-
-struct timespec Now() {
-  struct timespec ts {};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return ts;
-}
-
-double Seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
-
-uint32_t TypeFromDt(uint16_t dt) {
-  switch (dt) {
-    case 4:
-      return S_IFDIR;
-    case 8:
-      return S_IFREG;
-    case 10:
-      return S_IFLNK;
-    default:
-      return 0;
-  }
-}
-
-std::string HiddenName(uint64_t ino) { return std::string(kHiddenPrefix) + std::to_string(ino); }
 
 // Inode::lease packing: level in bits 0-1, generation in bits 2-31, epoch in bits 32-63.
 constexpr uint64_t kLeaseLevelMask = 3;
@@ -66,10 +46,6 @@ int64_t SteadyNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-bool IsHiddenName(const std::string& name) {
-  return name.rfind(kHiddenPrefix, 0) == 0;
 }
 
 }  // namespace
@@ -102,8 +78,12 @@ Volume::Volume(VolumeOptions opts, swift::MetadataClient& meta, cache::DataCache
           "File operations failed because a lease could not be obtained");
     }
   }
-  std::chrono::nanoseconds ttl(0);
-  if (opts.readdir_attr_cache) ttl = std::min(opts.entry_timeout, opts.attr_timeout);
+  // The cache holds what replies carried for the coherence window, or, with positive timeouts,
+  // for as long as the kernel could keep it anyway.
+  std::chrono::nanoseconds ttl = std::max(std::chrono::nanoseconds(0), opts.coherence_window);
+  if (opts.readdir_attr_cache) {
+    ttl = std::max(ttl, std::min(opts.entry_timeout, opts.attr_timeout));
+  }
   attr_cache_ = std::make_unique<cache::AttrCache>(ttl, opts.readdir_attr_cache_entries);
   async_ = std::make_unique<cache::WorkerPool>(8, 0);
   auto root = std::make_shared<Inode>();
@@ -117,6 +97,16 @@ Volume::~Volume() = default;
 
 void Volume::Changed(uint64_t ino) { attr_cache_->InvalidateInode(ino); }
 void Volume::DirChanged(uint64_t dir) { attr_cache_->InvalidateDir(dir); }
+
+void Volume::DirModified(uint64_t dir, int nlink_delta) {
+  attr_cache_->InvalidateDir(dir);
+  const uint64_t now = TimespecToNs(Now());
+  attr_cache_->Patch(dir, [&](j::StatStruct& s) {
+    s.MTimeNs = now;
+    s.CTimeNs = now;
+    s.NumLinks = static_cast<uint64_t>(static_cast<int64_t>(s.NumLinks) + nlink_delta);
+  }, opts_.coherence_window);  // our clock's times: not for longer than the window
+}
 
 // ---------------------------------------------------------------------------------------------
 // Inode table
@@ -188,7 +178,8 @@ size_t Volume::OpenHandleCount() const {
 uint64_t Volume::NewHandle(uint64_t ino, int flags, bool dir) {
   std::lock_guard<std::mutex> l(mu_);
   uint64_t fh = next_fh_++;
-  handles_[fh] = Handle{ino, flags, dir};
+  handles_[fh] = Handle{ino, flags, dir, nullptr};
+  if (!dir) ++file_handles_;
   return fh;
 }
 
@@ -241,7 +232,7 @@ void Volume::DropStaleLease(Inode& n, uint64_t epoch) {
   data_.Invalidate(n.ino);
   Changed(n.ino);
   std::lock_guard<std::mutex> l(mu_);
-  if (!data_.HasDirty(n.ino)) n.size_valid = false;
+  if (!data_.HasDirty(n.ino)) SettleSizeLocked(n);
   n.pc_valid = false;
   const uint64_t cur = n.lease.load(std::memory_order_relaxed);
   n.lease.store(PackLease(epoch, LeaseGenOf(cur) + 1, kLeaseNone), std::memory_order_release);
@@ -371,7 +362,7 @@ void Volume::LeaseInvalidate(uint64_t ino) {
   Changed(ino);  // attributes listed by a READDIR before may be stale now
   std::lock_guard<std::mutex> l(mu_);
   // Data that could not be flushed stays authoritative locally (it is retried at close).
-  if (!data_.HasDirty(ino)) n->size_valid = false;
+  if (!data_.HasDirty(ino)) SettleSizeLocked(*n);
   n->pc_valid = false;  // the next OPEN must not keep the kernel's pages
 }
 
@@ -384,7 +375,16 @@ Result<j::StatStruct> Volume::Stat(uint64_t ino) {
   return meta_.GetStat(req);
 }
 
-struct stat Volume::ToStat(const j::StatStruct& s) {
+void Volume::SettleSizeLocked(Inode& n) {
+  if (n.size_valid) {
+    n.settled_ns = SteadyNs();
+    n.settled_size = n.size;
+    n.settled_has_size = true;
+  }
+  n.size_valid = false;
+}
+
+struct stat Volume::ToStat(const j::StatStruct& s, int64_t sent_ns) {
   struct stat st {};
   uint64_t ino = static_cast<uint64_t>(s.StatInodeNumber);
   st.st_ino = ino;
@@ -404,8 +404,18 @@ struct stat Volume::ToStat(const j::StatStruct& s) {
       if (n.type == 0) n.type = s.FileMode & S_IFMT;
       st.st_mode |= n.special_bits;
       if (S_ISREG(s.FileMode)) {
-        if (n.size_valid) st.st_size = static_cast<off_t>(n.size);
-        if (n.mtime_dirty) st.st_mtim = n.mtime;
+        // A reply sent before our last flush completed may not show what it persisted.
+        const bool older = sent_ns != 0 && sent_ns < n.settled_ns;
+        if (n.size_valid) {
+          st.st_size = static_cast<off_t>(n.size);
+        } else if (older && n.settled_has_size) {
+          st.st_size = static_cast<off_t>(n.settled_size);
+        }
+        if (n.mtime_dirty) {
+          st.st_mtim = n.mtime;
+        } else if (older && n.settled_has_mtime) {
+          st.st_mtim = n.settled_mtime;
+        }
       }
     }
   }
@@ -414,71 +424,26 @@ struct stat Volume::ToStat(const j::StatStruct& s) {
   return st;
 }
 
-Entry Volume::MakeEntry(const j::StatStruct& s) {
+namespace {
+std::chrono::nanoseconds Left(std::chrono::nanoseconds configured, std::chrono::nanoseconds window,
+                              std::chrono::nanoseconds age, std::chrono::nanoseconds cap) {
+  auto v = std::max(configured, window) - age;
+  return std::max(std::chrono::nanoseconds(0), std::min(v, cap));
+}
+}  // namespace
+
+Entry Volume::MakeEntry(const j::StatStruct& s, std::chrono::nanoseconds age,
+                        std::chrono::nanoseconds cap) {
   Entry e;
   e.ino = static_cast<uint64_t>(s.StatInodeNumber);
-  e.attr = ToStat(s);
-  e.entry_timeout = Seconds(opts_.entry_timeout);
-  e.attr_timeout = Seconds(opts_.attr_timeout);
+  e.attr = ToStat(s, SteadyNs() - age.count());
+  e.entry_timeout = Seconds(Left(opts_.entry_timeout, opts_.coherence_window, age, cap));
+  e.attr_timeout = AttrValidity(age, cap);
   return e;
 }
 
-Result<Entry> Volume::EntryFor(uint64_t ino) {
-  auto n = GetInode(ino);  // keep the table entry so the overlay applies
-  auto st = Stat(ino);
-  if (!st.ok()) {
-    std::lock_guard<std::mutex> l(mu_);
-    MaybeDropLocked(ino);
-    return st.error();
-  }
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    n->nlookup++;
-    n->type = st->FileMode & S_IFMT;
-  }
-  return MakeEntry(*st);
-}
-
-Result<Entry> Volume::EntryFromLookupPlus(const j::LookupPlusReply& r) {
-  const j::StatStruct& s = r;
-  j::StatStruct copy = s;
-  if (copy.StatInodeNumber == 0) copy.StatInodeNumber = r.InodeNumber;
-  auto n = GetInode(static_cast<uint64_t>(r.InodeNumber));
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    n->nlookup++;
-    n->type = copy.FileMode & S_IFMT;
-  }
-  return MakeEntry(copy);
-}
-
-Result<Entry> Volume::Lookup(uint64_t parent, const std::string& name) {
-  if (auto hit = attr_cache_->Lookup(parent, name)) {  // listed by a recent READDIR
-    j::LookupPlusReply r;
-    static_cast<j::StatStruct&>(r) = hit->stat;
-    r.InodeNumber = hit->stat.StatInodeNumber;
-    auto e = EntryFromLookupPlus(r);
-    if (e.ok()) {  // hand the kernel only the validity left
-      e->entry_timeout = std::min(e->entry_timeout, Seconds(hit->remaining));
-      e->attr_timeout = std::min(e->attr_timeout, Seconds(hit->remaining));
-    }
-    return e;
-  }
-  j::LookupRequest req;
-  req.InodeNumber = static_cast<int64_t>(parent);
-  req.Basename = name;
-  auto r = meta_.LookupPlus(req);
-  if (!r.ok()) return r.error();
-  return EntryFromLookupPlus(*r);
-}
-
-Result<uint64_t> Volume::LookupIno(uint64_t parent, const std::string& name) {
-  j::LookupRequest req;
-  req.InodeNumber = static_cast<int64_t>(parent);
-  req.Basename = name;
-  auto r = meta_.Lookup(req);
-  if (!r.ok()) return r.error();
-  return static_cast<uint64_t>(r->InodeNumber);
+double Volume::AttrValidity(std::chrono::nanoseconds age, std::chrono::nanoseconds cap) const {
+  return Seconds(Left(opts_.attr_timeout, opts_.coherence_window, age, cap));
 }
 
 Result<AttrReply> Volume::GetAttr(uint64_t ino) {
@@ -488,15 +453,20 @@ Result<AttrReply> Volume::GetAttr(uint64_t ino) {
   }
   if (auto hit = attr_cache_->GetAttr(ino)) {
     AttrReply r;
-    r.attr = ToStat(hit->stat);
-    r.attr_timeout = std::min(Seconds(opts_.attr_timeout), Seconds(hit->remaining));
+    r.attr = ToStat(hit->stat, SteadyNs() - (attr_cache_->ttl() - hit->remaining).count());
+    r.attr_timeout = AttrValidity(attr_cache_->ttl() - hit->remaining, hit->remaining);
     return r;
   }
+  cache::AttrCache::Fill fill = attr_cache_->Begin();
   auto st = Stat(ino);
   if (!st.ok()) return st.error();
+  attr_cache_->PutAttr(fill, *st);
   AttrReply r;
-  r.attr = ToStat(*st);
-  r.attr_timeout = Seconds(opts_.attr_timeout);
+  r.attr = ToStat(*st, std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           fill.sent.time_since_epoch())
+                           .count());
+  r.attr_timeout = AttrValidity(cache::AttrCache::Clock::now() - fill.sent,
+                                std::chrono::nanoseconds::max());
   return r;
 }
 
@@ -537,6 +507,13 @@ Status Volume::FlushInodeLocked(Inode& inode) {
       // Only clear if no write changed it meanwhile.
       if (inode.mtime.tv_sec == mtime.tv_sec && inode.mtime.tv_nsec == mtime.tv_nsec) {
         inode.mtime_dirty = false;
+        inode.settled_ns = SteadyNs();  // see Inode::settled_ns
+        inode.settled_mtime = mtime;
+        inode.settled_has_mtime = true;
+        if (inode.size_valid) {
+          inode.settled_size = inode.size;
+          inode.settled_has_size = true;
+        }
       }
     } else if (st.ok()) {
       result = r.error().Wrap("sending mtime after flush");
@@ -679,196 +656,6 @@ Result<struct statvfs> Volume::StatFs() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Namespace
-
-Result<Entry> Volume::Mknod(const Caller& caller, uint64_t parent, const std::string& name,
-                            uint32_t mode, dev_t rdev) {
-  (void)rdev;
-  uint32_t type = mode & S_IFMT;
-  if (type != 0 && type != S_IFREG) {
-    return Error(EPERM, "only regular files can be created with mknod (no devices, FIFOs or "
-                        "sockets on ProxyFS)");
-  }
-  j::CreateRequest req;
-  req.InodeNumber = static_cast<int64_t>(parent);
-  req.Basename = name;
-  req.UserID = static_cast<int32_t>(caller.uid);
-  req.GroupID = static_cast<int32_t>(caller.gid);
-  req.FileMode = mode & 0777;
-  auto r = meta_.Create(req);
-  if (!r.ok()) return r.error();
-  DirChanged(parent);
-  Changed(parent);
-  uint64_t ino = static_cast<uint64_t>(r->InodeNumber);
-  if (mode & kSpecialBits) {
-    auto n = GetInode(ino);
-    std::lock_guard<std::mutex> l(mu_);
-    n->special_bits = mode & kSpecialBits;
-  }
-  return EntryFor(ino);
-}
-
-Result<Entry> Volume::Mkdir(const Caller& caller, uint64_t parent, const std::string& name,
-                            uint32_t mode) {
-  j::MkdirRequest req;
-  req.InodeNumber = static_cast<int64_t>(parent);
-  req.Basename = name;
-  req.UserID = static_cast<int32_t>(caller.uid);
-  req.GroupID = static_cast<int32_t>(caller.gid);
-  req.FileMode = mode & 0777;
-  auto r = meta_.Mkdir(req);
-  if (!r.ok()) return r.error();
-  DirChanged(parent);
-  Changed(parent);
-  uint64_t ino = static_cast<uint64_t>(r->InodeNumber);
-  if (mode & kSpecialBits) {
-    auto n = GetInode(ino);
-    std::lock_guard<std::mutex> l(mu_);
-    n->special_bits = mode & kSpecialBits;
-  }
-  return EntryFor(ino);
-}
-
-Result<Entry> Volume::Symlink(const Caller& caller, uint64_t parent, const std::string& name,
-                              const std::string& target) {
-  j::SymlinkRequest req;
-  req.InodeNumber = static_cast<int64_t>(parent);
-  req.Basename = name;
-  req.Target = target;
-  req.UserID = static_cast<int32_t>(caller.uid);
-  req.GroupID = static_cast<int32_t>(caller.gid);
-  auto r = meta_.Symlink(req);
-  if (!r.ok()) return r.error();
-  DirChanged(parent);
-  Changed(parent);
-  return EntryFor(static_cast<uint64_t>(r->InodeNumber));
-}
-
-Result<Entry> Volume::Link(uint64_t ino, uint64_t new_parent, const std::string& new_name) {
-  j::LinkRequest req;
-  req.InodeNumber = static_cast<int64_t>(new_parent);
-  req.Basename = new_name;
-  req.TargetInodeNumber = static_cast<int64_t>(ino);
-  auto r = meta_.Link(req);
-  if (!r.ok()) return r.error();
-  DirChanged(new_parent);
-  Changed(new_parent);
-  Changed(ino);
-  return EntryFor(ino);
-}
-
-Result<bool> Volume::HideIfOpen(uint64_t parent, const std::string& name, uint64_t ino) {
-  auto n = FindInode(ino);
-  if (!n) return false;
-  std::unique_lock<std::shared_mutex> io(n->io_mu);
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    if (n->open_count == 0 || n->hidden) return false;
-  }
-  auto st = Stat(ino);
-  if (!st.ok()) return st.error();
-  if (!S_ISREG(st->FileMode) || st->NumLinks > 1) return false;
-  j::RenameRequest req;
-  req.SrcDirInodeNumber = static_cast<int64_t>(parent);
-  req.SrcBasename = name;
-  // Hidden in the root directory, not in `parent`: the old parent may be removed next (rmdir of
-  // a directory whose only entry is an open unlinked file succeeds in POSIX).
-  req.DstDirInodeNumber = static_cast<int64_t>(kRootIno);
-  req.DstBasename = HiddenName(ino);
-  auto r = meta_.Rename(req);
-  if (!r.ok()) return r.error();
-  DirChanged(parent);
-  Changed(parent);
-  Changed(kRootIno);
-  Changed(ino);
-  std::lock_guard<std::mutex> l(mu_);
-  n->hidden = true;
-  n->hidden_parent = kRootIno;
-  if (hidden_renames_) hidden_renames_->Inc();
-  return true;
-}
-
-Status Volume::Unlink(uint64_t parent, const std::string& name) {
-  auto ino = LookupIno(parent, name);
-  if (!ino.ok()) return ino.error();
-  auto hidden = HideIfOpen(parent, name, *ino);
-  if (!hidden.ok()) return hidden.error();
-  if (*hidden) return base::Ok();
-  if (data_.HasDirty(*ino)) {
-    // The file may be destroyed by the unlink: complete its pending LogSegments first so no
-    // RpcWrote arrives for a vanished inode (an error here is about to be moot).
-    (void)FlushInode(*ino);
-  }
-  j::UnlinkRequest req;
-  req.InodeNumber = static_cast<int64_t>(parent);
-  req.Basename = name;
-  auto r = meta_.Unlink(req);
-  if (!r.ok()) return r.error();
-  DirChanged(parent);
-  Changed(parent);
-  Changed(*ino);
-  data_.Invalidate(*ino);
-  return base::Ok();
-}
-
-Status Volume::Rmdir(uint64_t parent, const std::string& name) {
-  j::UnlinkRequest req;
-  req.InodeNumber = static_cast<int64_t>(parent);
-  req.Basename = name;
-  auto r = meta_.Rmdir(req);
-  if (!r.ok()) return r.error();
-  DirChanged(parent);
-  Changed(parent);
-  return base::Ok();
-}
-
-Status Volume::Rename(uint64_t parent, const std::string& name, uint64_t new_parent,
-                      const std::string& new_name, unsigned int flags) {
-  if (flags & RENAME_EXCHANGE) return Error(EINVAL, "RENAME_EXCHANGE is not supported");
-  if (flags & ~static_cast<unsigned int>(RENAME_NOREPLACE)) {
-    return Error(EINVAL, "unsupported rename flags");
-  }
-  auto src = LookupIno(parent, name);
-  if (!src.ok()) return src.error();
-  auto dst = LookupIno(new_parent, new_name);
-  if (dst.ok()) {
-    if (flags & RENAME_NOREPLACE) return Error(EEXIST, "rename target exists (RENAME_NOREPLACE)");
-    if (*dst == *src) return base::Ok();  // POSIX: same file, nothing to do
-    auto dst_stat = Stat(*dst);
-    if (!dst_stat.ok()) return dst_stat.error();
-    auto src_stat = Stat(*src);
-    if (!src_stat.ok()) return src_stat.error();
-    bool src_dir = S_ISDIR(src_stat->FileMode);
-    if (S_ISDIR(dst_stat->FileMode)) {
-      if (!src_dir) return Error(EISDIR, "rename of a non-directory onto a directory");
-      // The server refuses to replace a directory (EEXIST): remove the (empty) target first.
-      PFS_RETURN_IF_ERROR(Rmdir(new_parent, new_name));
-    } else {
-      if (src_dir) return Error(ENOTDIR, "rename of a directory onto a non-directory");
-      auto hidden = HideIfOpen(new_parent, new_name, *dst);
-      if (!hidden.ok()) return hidden.error();
-      if (!*hidden && data_.HasDirty(*dst)) (void)FlushInode(*dst);
-    }
-  } else if (dst.error().Errno() != ENOENT) {
-    return dst.error();
-  }
-  j::RenameRequest req;
-  req.SrcDirInodeNumber = static_cast<int64_t>(parent);
-  req.SrcBasename = name;
-  req.DstDirInodeNumber = static_cast<int64_t>(new_parent);
-  req.DstBasename = new_name;
-  auto r = meta_.Rename(req);
-  if (!r.ok()) return r.error();
-  DirChanged(parent);
-  DirChanged(new_parent);
-  Changed(parent);
-  Changed(new_parent);
-  Changed(*src);
-  if (dst.ok()) Changed(*dst);
-  return base::Ok();
-}
-
-// ---------------------------------------------------------------------------------------------
 // Files
 
 Result<OpenReply> Volume::Open(uint64_t ino, int flags) {
@@ -935,70 +722,6 @@ Result<OpenReply> Volume::Open(uint64_t ino, int flags) {
   return rep;
 }
 
-Result<std::pair<Entry, OpenReply>> Volume::Create(const Caller& caller, uint64_t parent,
-                                                   const std::string& name, uint32_t mode,
-                                                   int flags) {
-  j::CreateRequest req;
-  req.InodeNumber = static_cast<int64_t>(parent);
-  req.Basename = name;
-  req.UserID = static_cast<int32_t>(caller.uid);
-  req.GroupID = static_cast<int32_t>(caller.gid);
-  req.FileMode = mode & 0777;
-  auto r = meta_.Create(req);
-  uint64_t ino = 0;
-  if (!r.ok()) {
-    // The kernel's dentry cache may have been stale: O_CREAT without O_EXCL opens the file.
-    if (r.error().Errno() != EEXIST || (flags & O_EXCL)) return r.error();
-    auto e = Lookup(parent, name);
-    if (!e.ok()) return r.error();
-    auto o = Open(e->ino, flags);
-    if (!o.ok()) {
-      Forget(e->ino, 1);
-      return o.error();
-    }
-    return std::make_pair(*e, *o);
-  }
-  DirChanged(parent);
-  Changed(parent);
-  ino = static_cast<uint64_t>(r->InodeNumber);
-  auto n = GetInode(ino);
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    n->special_bits = mode & kSpecialBits;
-    n->type = S_IFREG;
-    n->open_count++;
-  }
-  // A shared lease like OPEN (the server answers Exclusive: nobody else knows the inode yet,
-  // so the first WRITE needs no further RPC), and the size from a stat made under it.
-  std::shared_lock<std::shared_mutex> io_shared(n->io_mu, std::defer_lock);
-  Status leased = LockWithLease(*n, kLeaseShared, io_shared);
-  if (!leased.ok()) {
-    std::lock_guard<std::mutex> l(mu_);
-    n->open_count--;
-    MaybeDropLocked(ino);
-    return leased.error();
-  }
-  auto e = EntryFor(ino);
-  if (!e.ok()) {
-    io_shared.unlock();
-    std::lock_guard<std::mutex> l(mu_);
-    n->open_count--;
-    MaybeDropLocked(ino);
-    return e.error();
-  }
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    if (!n->size_valid) {
-      n->size = static_cast<uint64_t>(e->attr.st_size);
-      n->size_valid = true;
-    }
-  }
-  io_shared.unlock();
-  OpenReply rep;
-  rep.fh = NewHandle(ino, flags, false);
-  return std::make_pair(*e, rep);
-}
-
 Result<std::string> Volume::Read(uint64_t ino, uint64_t fh, uint64_t off, uint64_t size) {
   PFS_RETURN_IF_ERROR(CheckFileHandle(ino, fh, nullptr));
   auto n = FindInode(ino);
@@ -1041,6 +764,7 @@ Result<size_t> Volume::Write(uint64_t ino, uint64_t fh, uint64_t off, std::strin
 Status Volume::Flush(uint64_t ino, uint64_t fh) {
   Handle h;
   PFS_RETURN_IF_ERROR(CheckFileHandle(ino, fh, &h));
+  if (!opts_.flush_on_close) return base::Ok();  // Release persists (docs/semantics.md)
   return FlushInode(ino);
 }
 
@@ -1068,6 +792,7 @@ Status Volume::Release(uint64_t ino, uint64_t fh) {
       return Error(EBADF, "release of an unknown file handle");
     }
     handles_.erase(it);
+    --file_handles_;
     auto in = inodes_.find(ino);
     if (in == inodes_.end()) return base::Ok();
     n = in->second;
@@ -1105,91 +830,12 @@ Status Volume::Release(uint64_t ino, uint64_t fh) {
     Status f = FlushInodeLocked(*n);
     if (!f.ok()) result = f;
     std::lock_guard<std::mutex> l(mu_);
-    if (n->open_count == 0 && !data_.HasDirty(ino)) n->size_valid = false;
+    if (n->open_count == 0 && !data_.HasDirty(ino)) SettleSizeLocked(*n);
   }
   io.unlock();
   std::lock_guard<std::mutex> l(mu_);
   MaybeDropLocked(ino);
   return result;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Directories
-
-Result<OpenReply> Volume::OpenDir(uint64_t ino) {
-  auto st = Stat(ino);
-  if (!st.ok()) return st.error();
-  if (!S_ISDIR(st->FileMode)) return Error(ENOTDIR, "opendir of a non-directory");
-  OpenReply rep;
-  rep.fh = NewHandle(ino, O_RDONLY, true);
-  return rep;
-}
-
-Result<std::vector<DirEntryOut>> Volume::ReadDir(uint64_t ino, uint64_t fh, int64_t off,
-                                                 size_t max_entries, bool plus) {
-  PFS_RETURN_IF_ERROR(CheckDirHandle(ino, fh));
-  std::vector<DirEntryOut> out;
-  uint64_t batch = std::max<uint64_t>(1, std::min<uint64_t>(max_entries, opts_.readdir_max_entries));
-  int64_t prev = off - 1;
-  for (int rounds = 0; rounds < 64 && out.empty(); ++rounds) {
-    j::ReaddirByLocRequest req;
-    req.InodeNumber = static_cast<int64_t>(ino);
-    req.MaxEntries = batch;
-    req.PrevDirEntLocation = prev;
-    std::vector<j::DirEntry> ents;
-    std::vector<j::StatStruct> stats;
-    // Without readdirplus from the kernel, still fetch the attributes (same single RPC) to
-    // answer the lookups that usually follow (ls -l) from the attribute cache.
-    bool fill = !plus && attr_cache_->enabled();
-    cache::AttrCache::Fill fill_start = attr_cache_->Begin();
-    if (plus || fill) {
-      auto r = meta_.ReaddirPlusByLoc(req);
-      if (!r.ok()) return r.error();
-      ents = std::move(r->DirEnts);
-      stats = std::move(r->StatEnts);
-    } else {
-      auto r = meta_.ReaddirByLoc(req);
-      if (!r.ok()) return r.error();
-      ents = std::move(r->DirEnts);
-    }
-    if (ents.empty()) break;
-    for (size_t i = 0; i < ents.size(); ++i) {
-      const j::DirEntry& d = ents[i];
-      prev = d.NextDirLocation - 1;
-      if (IsHiddenName(d.Basename)) continue;
-      DirEntryOut e;
-      e.name = d.Basename;
-      e.ino = static_cast<uint64_t>(d.InodeNumber);
-      e.type = TypeFromDt(d.FileType);
-      e.next_off = d.NextDirLocation;
-      if ((plus || fill) && i < stats.size()) {
-        j::StatStruct s = stats[i];
-        if (s.StatInodeNumber == 0) s.StatInodeNumber = d.InodeNumber;
-        if (plus) {
-          e.entry = MakeEntry(s);
-        } else if (e.name != "." && e.name != ".." && s.StatInodeNumber == d.InodeNumber) {
-          attr_cache_->Put(fill_start, ino, e.name, s);
-        }
-      }
-      out.push_back(std::move(e));
-    }
-  }
-  return out;
-}
-
-Status Volume::ReleaseDir(uint64_t ino, uint64_t fh) {
-  std::lock_guard<std::mutex> l(mu_);
-  auto it = handles_.find(fh);
-  if (it == handles_.end() || it->second.ino != ino || !it->second.dir) {
-    return Error(EBADF, "releasedir of an unknown handle");
-  }
-  handles_.erase(it);
-  return base::Ok();
-}
-
-Status Volume::FsyncDir(uint64_t ino, uint64_t fh) {
-  // Directory changes are synchronous RPCs: nothing is pending.
-  return CheckDirHandle(ino, fh);
 }
 
 // ---------------------------------------------------------------------------------------------

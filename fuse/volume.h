@@ -20,8 +20,13 @@
 //     server would say EEXIST), so it is not atomic;
 //   * RENAME_NOREPLACE honoured (EEXIST), RENAME_EXCHANGE -> EINVAL.
 //
-// Leases (only with a LeaseGate, see below; docs/semantics.md "Leases"): OPEN and CREATE take
-// a shared lease, READ and GETATTR of an open file a shared one, WRITE, truncate (SETATTR size,
+// Round trips (docs/semantics.md "Round trips"; implemented in volume_names.cc and
+// volume_dir.cc): names and attributes replies carried answer the kernel's next requests for
+// the coherence window; creations reply without RpcGetStat; unlink/rename use the kernel's
+// lookups made a moment before; one readdir batch serves many READDIRs.
+//
+// Leases (only with a LeaseGate, see below; docs/semantics.md "Leases"): OPEN takes a shared
+// lease (CREATE none), READ and GETATTR of an open file a shared one, WRITE, truncate (SETATTR size,
 // OPEN with O_TRUNC) an exclusive one. Each inode caches the level it holds (an atomic read under
 // io_mu), so a held lease costs no call into the gate and no global lock. The gate's hooks lower
 // that level before the lease is demoted or released (LeaseFlush, LeaseInvalidate): they take
@@ -30,7 +35,9 @@
 //
 // Thread-safety: all methods are thread-safe and are called concurrently by libfuse worker
 // threads. Lock order: per-inode io_mu (shared for read/write, exclusive for truncate/flush+
-// settime/hide-rename) before table mu_. mu_ is never held across an RPC or DataCache call;
+// settime/hide-rename) before a directory stream's mutex (DirStream::mu, never held across an
+// RPC) before table mu_ before the AttrCache's own mutex. mu_ is never held across an RPC or
+// DataCache call;
 // io_mu may be (it only serialises operations on one file). LeaseGate::Acquire* are never
 // called with io_mu or mu_ held (the gate's hooks take them).
 // Blocking: every method may block on RPCs (bounded by the MetadataClient deadline) and on
@@ -78,10 +85,23 @@ struct VolumeOptions {
   bool xattr_enabled = false;
   uint64_t readdir_max_entries = 1024;  // batch size of one RpcReaddirByLoc
   // Plain READDIR (kernel without readdirplus) fetches attributes too (RpcReaddirPlusByLoc) and
-  // keeps them for min(entry_timeout, attr_timeout) to answer the LOOKUP/GETATTR that follow
-  // (`ls -l`). Off when either timeout is 0. Bounded to this many names.
+  // keeps them, like every reply's, for max(coherence_window, min(entry_timeout, attr_timeout))
+  // to answer the LOOKUP/GETATTR that follow (`ls -l`). false: only the coherence window.
+  // Bounded to this many names.
   bool readdir_attr_cache = true;
   size_t readdir_attr_cache_entries = 100000;
+  // Coherence window (docs/semantics.md "Round trips"): names and attributes a reply carried
+  // answer the LOOKUP/GETATTR requests that arrive within this time after the RPC was *sent*,
+  // and the kernel may keep them that long, also when entry_timeout/attr_timeout are 0. It is
+  // the bound on how late a change made by another client can be seen. 0 = off. The daemon
+  // passes [Agent]CoherenceWindow (default 40 ms: with the kernel's rounding to its clock tick,
+  // another client's change is visible to every system call that starts 50 ms after it).
+  std::chrono::nanoseconds coherence_window{0};
+  // FLUSH (every close) persists the file's dirty data and mtime before returning (true); with
+  // false it returns at once and the last close's RELEASE persists them (started right away;
+  // the kernel does not wait for RELEASE). fsync always persists. The daemon passes
+  // [Agent]FlushOnClose (default false).
+  bool flush_on_close = true;
 };
 
 // The leases the Volume takes, one per inode (implemented by the daemon over
@@ -144,6 +164,9 @@ struct OpenReply {
   // The open (re)acquired the inode's lease: attributes the kernel cached before (e.g. from a
   // LOOKUP without a lease) may be stale; the adapter drops them before replying.
   bool drop_kernel_attrs = false;
+  // OPENDIR: the kernel may cache the listing (FOPEN_CACHE_DIR); with keep_cache it may also
+  // keep what it cached at an earlier open (our last listing is recent enough).
+  bool cache_dir = false;
 };
 
 struct DirEntryOut {
@@ -301,6 +324,16 @@ class Volume {
     bool pc_valid = false;
     uint64_t pc_mtime_ns = 0;
     uint64_t pc_size = 0;
+    // Directories: when (steady clock, ns) the RPC of the last listing from offset 0 was sent.
+    int64_t listed_ns = 0;
+    // When (steady clock, ns) the local size/mtime overlay last stopped applying because the
+    // server got them (flush done): a reply whose RPC was sent before that may predate the
+    // flush, so settled_size/settled_mtime still apply to it (ToStat).
+    int64_t settled_ns = 0;
+    uint64_t settled_size = 0;
+    bool settled_has_size = false;
+    bool settled_has_mtime = false;
+    struct timespec settled_mtime {};
     std::shared_mutex io_mu;      // see class comment
     // The lease level this Volume may rely on without asking the gate (bits 0-1: kLeaseNone,
     // kLeaseShared, kLeaseExclusive), a generation (bits 2-31) bumped by every lowering and the
@@ -311,21 +344,44 @@ class Volume {
     std::atomic<uint64_t> lease{0};
     std::atomic<int64_t> lease_touched_ns{0};  // last LeaseGate::Touch (steady clock)
   };
+  // A directory stream's last RpcReaddir(Plus)ByLoc batch (volume_dir.cc), so one RPC of
+  // ReaddirMaxEntries names serves the kernel's successive READDIR requests.
+  struct DirStream;
   struct Handle {
     uint64_t ino = 0;
     int flags = 0;
     bool dir = false;
+    std::shared_ptr<DirStream> stream;  // directories only
   };
 
   std::shared_ptr<Inode> GetInode(uint64_t ino);       // creates if missing
   std::shared_ptr<Inode> FindInode(uint64_t ino) const;  // null if missing
   void MaybeDropLocked(uint64_t ino);                  // mu_ held
   base::Result<swift::jrpcfs::StatStruct> Stat(uint64_t ino);
-  struct stat ToStat(const swift::jrpcfs::StatStruct& s);
-  Entry MakeEntry(const swift::jrpcfs::StatStruct& s);
+  // `sent_ns`: when the RPC that returned `s` was sent (steady clock; 0 = now).
+  struct stat ToStat(const swift::jrpcfs::StatStruct& s, int64_t sent_ns = 0);
+  // The overlay of `n` stops applying (mu_ held): remember what the server now has.
+  void SettleSizeLocked(Inode& n);
+  // The entry for attributes a reply carried, `age` after its RPC was sent: the kernel may keep
+  // them max(configured timeout, coherence window) - age, and never longer than `cap`.
+  Entry MakeEntry(const swift::jrpcfs::StatStruct& s,
+                  std::chrono::nanoseconds age = std::chrono::nanoseconds(0),
+                  std::chrono::nanoseconds cap = std::chrono::nanoseconds::max());
+  double AttrValidity(std::chrono::nanoseconds age, std::chrono::nanoseconds cap) const;
   // Returns the stat of the new/looked-up node and adds one lookup reference.
   base::Result<Entry> EntryFor(uint64_t ino);
-  base::Result<Entry> EntryFromLookupPlus(const swift::jrpcfs::LookupPlusReply& r);
+  // Adds one lookup reference to the inode of `s` and returns its entry (MakeEntry).
+  Entry Referenced(const swift::jrpcfs::StatStruct& s, std::chrono::nanoseconds age,
+                   std::chrono::nanoseconds cap);
+  // The entry of an inode this agent just created (RpcCreate/RpcMkdir/RpcSymlink reply only a
+  // number): attributes as the server sets them (SERVER.md 5.5-5.7), times from our clock, so
+  // the kernel keeps them no longer than the coherence window and they are not cached here.
+  Entry CreatedEntry(uint64_t ino, uint32_t mode, const Caller& caller, uint64_t nlink);
+  // Inode of `name` in `parent` when it matters (see Unlink): known from a reply within the
+  // coherence window, else RpcLookup. nullopt when no inode is open or dirty here at all.
+  base::Result<std::optional<uint64_t>> InoIfNeeded(uint64_t parent, const std::string& name);
+  // The inode's type (S_IFDIR...): the table's, the cache's, else from the server.
+  base::Result<uint32_t> TypeOf(uint64_t ino);
   // Flushes dirty data and a pending mtime of `ino`. io_mu of the inode must be held
   // exclusively by the caller (or the caller accepts concurrent writes).
   base::Status FlushInodeLocked(Inode& inode);
@@ -343,6 +399,9 @@ class Volume {
   // Our own change of an inode's attributes / a directory's names (drops cached attributes).
   void Changed(uint64_t ino);
   void DirChanged(uint64_t dir);
+  // We added/removed a name in `dir`: its cached names are dropped, its cached attributes kept
+  // with mtime/ctime = now and the link count moved by `nlink_delta` (subdirectories).
+  void DirModified(uint64_t dir, int nlink_delta);
 
   // Leases. Levels are kLeaseNone < kLeaseShared < kLeaseExclusive.
   static constexpr uint64_t kLeaseNone = 0, kLeaseShared = 1, kLeaseExclusive = 2;
@@ -378,10 +437,11 @@ class Volume {
   base::Counter* lease_waits_ = nullptr;    // gate calls (lease not cached in the inode)
   base::Counter* lease_failures_ = nullptr;
 
-  mutable std::mutex mu_;  // guards inodes_, handles_, next_fh_
+  mutable std::mutex mu_;  // guards inodes_, handles_, next_fh_, file_handles_
   std::unordered_map<uint64_t, std::shared_ptr<Inode>> inodes_;
   std::unordered_map<uint64_t, Handle> handles_;
   uint64_t next_fh_ = 1;
+  uint64_t file_handles_ = 0;  // entries of handles_ that are files
 };
 
 // Nanoseconds since the epoch <-> timespec.

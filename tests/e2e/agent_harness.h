@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -107,6 +108,13 @@ class AgentProcess {
         << "FUSEUnMountRetryCap: 100\n"
         << "StateDirPath: " << workdir << "/state\n";
       for (const auto& l : extra) c << l << "\n";
+      // PFS_E2E_AGENT_CONF="Key: value;Key: value" is appended to every agent's config (to run
+      // the e2e tiers under another setting, e.g. FlushOnClose: false).
+      if (const char* more = std::getenv("PFS_E2E_AGENT_CONF")) {
+        std::stringstream ms(more);
+        std::string line;
+        while (std::getline(ms, line, ';')) c << line << "\n";
+      }
     }
     std::string out = workdir + "/agent.out";
     pid_t pid = fork();
@@ -118,7 +126,10 @@ class AgentProcess {
         dup2(fd, 1);
         dup2(fd, 2);
       }
-      execl(PFS_AGENT_PATH, PFS_AGENT_PATH, a->conf_.c_str(), nullptr);
+      // PFS_E2E_AGENT overrides the agent binary (e.g. to measure an older build).
+      const char* bin = std::getenv("PFS_E2E_AGENT");
+      if (bin == nullptr || *bin == '\0') bin = PFS_AGENT_PATH;
+      execl(bin, bin, a->conf_.c_str(), nullptr);
       _exit(127);
     }
     a->pid_ = pid;

@@ -306,7 +306,13 @@ TEST_CASE("ops e2e: SIGHUP reopens a rotated log file; /health follows token ren
   CHECK(h.body.find("\ntoken ok generation 1, ") != std::string::npos);
   REQUIRE(s.emu->Control("expire_tokens").ok());
   REQUIRE(e2e::WriteFile(s.agent->Path("after.txt"), "after rotation\n") == 0);
-  h = Fetch(s.port, "/health");
+  // The PUT follows close() (FlushOnClose false: the release uploads right after it).
+  CHECK(WaitFor(
+      [&] {
+        h = Fetch(s.port, "/health");
+        return h.body.find("\ntoken ok generation 2, ") != std::string::npos;
+      },
+      std::chrono::seconds(5)));
   INFO(h.body);
   CHECK(h.status == 200);
   CHECK(h.body.find("\ntoken ok generation 2, ") != std::string::npos);

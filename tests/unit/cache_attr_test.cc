@@ -1,9 +1,10 @@
-// Unit tests of cache::AttrCache (the readdir attribute cache that answers the lookups of
+// Unit tests of cache::AttrCache (names and attributes replies carried, answering the lookups of
 // `ls -l`): expiry from the send time, remaining validity, invalidation of inodes and
 // directories, fills that raced with an invalidation, the size bound, disabled when ttl <= 0.
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include "cache/attr_cache.h"
@@ -174,4 +175,100 @@ TEST_CASE("attr cache: ttl 0 disables it; inode 0 is never stored") {
   on.Put(g, 1, "zero", St(0, 1));
   CHECK_FALSE(on.Lookup(1, "zero"));
   CHECK(on.size() == 0);
+}
+
+TEST_CASE("attr cache: PutAttr (a GetStat reply) serves GETATTR, not LOOKUP, same freshness") {
+  FakeClock c;
+  AttrCache ac(40ms, 100, c.fn());
+  auto f = ac.Begin();
+  c.t += 5ms;
+  ac.PutAttr(f, St(10, 3));
+  auto g = ac.GetAttr(10);
+  REQUIRE(g);
+  CHECK(g->remaining == 35ms);
+  CHECK_FALSE(ac.Lookup(1, "a"));
+  CHECK_FALSE(ac.NameIno(1, "a"));
+  c.t += 35ms;
+  CHECK_FALSE(ac.GetAttr(10));
+  // Raced with our own change of the inode: dropped.
+  auto old_fill = ac.Begin();
+  ac.InvalidateInode(11);
+  ac.PutAttr(old_fill, St(11, 1));
+  CHECK_FALSE(ac.GetAttr(11));
+}
+
+TEST_CASE("attr cache: names recorded absent answer NameIno with 0, never Lookup") {
+  FakeClock c;
+  AttrCache ac(40ms, 100, c.fn());
+  auto f = ac.Begin();
+  ac.PutAbsent(f, 1, "gone");
+  ac.Put(f, 1, "here", St(10, 1));
+  CHECK(ac.NameIno(1, "gone") == std::optional<uint64_t>(0));
+  CHECK(ac.NameIno(1, "here") == std::optional<uint64_t>(10));
+  CHECK_FALSE(ac.NameIno(1, "unknown"));
+  CHECK_FALSE(ac.Lookup(1, "gone"));  // the kernel is never told "absent" from here
+  // A change of the directory forgets both; an absent record from a fill begun before it is
+  // not stored.
+  auto old_fill = ac.Begin();
+  ac.InvalidateDir(1);
+  CHECK_FALSE(ac.NameIno(1, "gone"));
+  CHECK_FALSE(ac.NameIno(1, "here"));
+  ac.PutAbsent(old_fill, 1, "gone");
+  CHECK_FALSE(ac.NameIno(1, "gone"));
+  c.t += 40ms;
+  auto g = ac.Begin();
+  ac.PutAbsent(g, 1, "x");
+  c.t += 40ms;  // expired
+  CHECK_FALSE(ac.NameIno(1, "x"));
+}
+
+TEST_CASE("attr cache: Patch keeps a directory's attributes with our change applied, bounded") {
+  FakeClock c;
+  AttrCache ac(1s, 100, c.fn());
+  auto f = ac.Begin();
+  j::StatStruct dir = St(5, 0, 040755);
+  dir.NumLinks = 2;
+  ac.PutAttr(f, dir);
+  auto racing = ac.Begin();  // a GetStat of the directory sent before our change
+  ac.Patch(5, [](j::StatStruct& s) { s.MTimeNs = 999; s.NumLinks += 1; }, 40ms);
+  auto g = ac.GetAttr(5);
+  REQUIRE(g);
+  CHECK(g->stat.FileMode == 040755);
+  CHECK(g->stat.MTimeNs == 999);
+  CHECK(g->stat.NumLinks == 3);
+  CHECK(g->remaining == 40ms);  // no longer than the given validity
+  ac.PutAttr(racing, dir);      // the older reply does not undo our change
+  CHECK(ac.GetAttr(5)->stat.NumLinks == 3);
+  c.t += 40ms;
+  CHECK_FALSE(ac.GetAttr(5));
+  // Nothing cached: nothing to patch; validity 0 drops what is cached.
+  ac.Patch(6, [](j::StatStruct& s) { s.MTimeNs = 1; }, 40ms);
+  CHECK_FALSE(ac.GetAttr(6));
+  auto h = ac.Begin();
+  ac.PutAttr(h, dir);
+  ac.Patch(5, [](j::StatStruct& s) { s.MTimeNs = 1; }, 0ms);
+  CHECK_FALSE(ac.GetAttr(5));
+}
+
+TEST_CASE("attr cache: InvalidateLinked drops multi-link files only, and older fills of them") {
+  FakeClock c;
+  AttrCache ac(1s, 100, c.fn());
+  auto f = ac.Begin();
+  j::StatStruct two = St(10, 1);
+  two.NumLinks = 2;
+  j::StatStruct dir = St(11, 0, 040755);
+  dir.NumLinks = 3;
+  ac.PutAttr(f, two);
+  ac.PutAttr(f, dir);
+  ac.PutAttr(f, St(12, 1));
+  auto racing = ac.Begin();
+  ac.InvalidateLinked();
+  CHECK_FALSE(ac.GetAttr(10));
+  CHECK(ac.GetAttr(11));
+  CHECK(ac.GetAttr(12));
+  ac.PutAttr(racing, two);  // sent before the unlink: may show the old link count
+  CHECK_FALSE(ac.GetAttr(10));
+  auto g = ac.Begin();
+  ac.PutAttr(g, two);
+  CHECK(ac.GetAttr(10));
 }

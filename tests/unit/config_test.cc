@@ -405,6 +405,15 @@ TEST_CASE("config: durations use Go's syntax", "[config]") {
   CHECK(c.AttrDuration == 0ns);
 }
 
+TEST_CASE("config: CoherenceWindow defaults to 40ms and is bounded by 50ms", "[config]") {
+  CHECK(LoadText("[Agent]\n").CoherenceWindow == 40ms);
+  CHECK(LoadText("[Agent]\nCoherenceWindow = 0s\n").CoherenceWindow == 0ns);
+  CHECK(LoadText("[Agent]\nCoherenceWindow = 50ms\n").CoherenceWindow == 50ms);
+  std::string e = LoadError("[Agent]\nCoherenceWindow = 51ms\n");
+  CHECK(e.find("CoherenceWindow") != std::string::npos);
+  CHECK(e.find("must be <= 50ms") != std::string::npos);
+}
+
 TEST_CASE("config: optional strings may be empty, required strings need one value",
           "[config]") {
   AgentConfig c = LoadText("[Agent]\nLogFilePath:\nPlugInEnvValue =\nRetryRPCPublicIPAddr:\n");
@@ -476,8 +485,12 @@ TEST_CASE("config: ConfigToJson uses INI names and durations as a person writes 
   AgentConfig c;
   c.SwiftTimeout = 20s;
   auto j = nlohmann::json::parse(agent::ConfigToJson(c, true));
-  CHECK(j.size() == 52);  // 46 original keys + 3 RetryRPC* + FUSEAllowOther + control token + StateDirPath
+  // 46 original keys + 3 RetryRPC* + FUSEAllowOther + control token + StateDirPath +
+  // CoherenceWindow + FlushOnClose
+  CHECK(j.size() == 54);
   CHECK(j["StateDirPath"] == "/run/pfsagentd");
+  CHECK(j["FlushOnClose"] == false);
+  CHECK(j["CoherenceWindow"] == "40ms");
   CHECK(j["SwiftTimeout"] == "20s");
   CHECK(j["MaxFlushTime"] == "200ms");
   CHECK(j["RetryRPCDeadlineIO"] == "1m");
