@@ -73,6 +73,7 @@ const KeyDef kKeys[] = {
     PFS_KEY(HTTPServerTCPPort),
     PFS_KEY(ReadDirPlusEnabled),
     PFS_KEY(XAttrEnabled),
+    PFS_KEY(AtimeMode),
     PFS_KEY(EntryDuration),
     PFS_KEY(AttrDuration),
     PFS_KEY(AttrBlockSize),
@@ -381,6 +382,12 @@ base::Status Validate(const AgentConfig& c, const Loader& loader) {
                   "must not contain a comma or a space (it becomes the fsname= mount option)");
   }
   PFS_RETURN_IF_ERROR(non_empty("FUSEMountPointPath", c.FUSEMountPointPath));
+  {
+    std::string a = Lower(c.AtimeMode);
+    if (a != "relatime" && a != "noatime" && a != "strictatime") {
+      return v.Fail("AtimeMode", c.AtimeMode, "must be relatime, noatime or strictatime");
+    }
+  }
   PFS_RETURN_IF_ERROR(v.DurationRange("FUSEUnMountRetryDelay", c.FUSEUnMountRetryDelay, Nanos(0),
                                       minutes(1)));
   PFS_RETURN_IF_ERROR(v.Range("FUSEUnMountRetryCap", c.FUSEUnMountRetryCap, 0, 100000));

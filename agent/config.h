@@ -76,6 +76,8 @@ struct AgentConfig {
   // FUSE behaviour and INIT.
   bool ReadDirPlusEnabled = false;
   bool XAttrEnabled = false;
+  // Access-time updates: relatime (default, like Linux), noatime, strictatime (docs/semantics.md).
+  std::string AtimeMode = "relatime";
   std::chrono::nanoseconds EntryDuration = std::chrono::nanoseconds(0);
   std::chrono::nanoseconds AttrDuration = std::chrono::nanoseconds(0);
   uint64_t AttrBlockSize = 65536;  // 1..2^32-1

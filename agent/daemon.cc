@@ -467,6 +467,7 @@ int Run(const AgentConfig& config) {
   vopts.attr_timeout = config.AttrDuration;
   vopts.attr_block_size = config.AttrBlockSize;
   vopts.xattr_enabled = config.XAttrEnabled;
+  if (auto m = pfsfuse::ParseAtimeMode(config.AtimeMode); m.ok()) vopts.atime_mode = *m;
   vopts.readdir_max_entries = config.ReaddirMaxEntries;
   auto volume = std::make_unique<pfsfuse::Volume>(vopts, meta, *data, &registry, &lease_gate);
   hook_volume = volume.get();

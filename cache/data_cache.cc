@@ -114,6 +114,7 @@ class DataCacheImpl {
   size_t SegmentsInFlight() const;
   std::vector<uint64_t> DirtyInodes() const;
   uint64_t DirtyBytes(uint64_t ino) const;
+  std::optional<uint64_t> AllocatedBytes(uint64_t ino, uint64_t file_size) const;
 
  private:
   using Lock = std::unique_lock<std::mutex>;
@@ -741,6 +742,20 @@ bool DataCacheImpl::HasDirty(uint64_t ino) const {
   return it != inodes_.end() && !it->second->segs.empty();
 }
 
+std::optional<uint64_t> DataCacheImpl::AllocatedBytes(uint64_t ino, uint64_t file_size) const {
+  Lock lk(mu_);
+  auto it = inodes_.find(ino);
+  if (it == inodes_.end()) return std::nullopt;
+  const InodeState& in = *it->second;
+  if (!in.segs.empty() || in.map.FirstGap(0, file_size) != file_size) return std::nullopt;
+  uint64_t total = 0;
+  for (auto p = in.map.begin(); p != in.map.end() && p->first < file_size; ++p) {
+    if (!p->second.value.obj) continue;
+    total += std::min(p->second.len, file_size - p->first);
+  }
+  return total;
+}
+
 size_t DataCacheImpl::SegmentsInFlight() const {
   Lock lk(mu_);
   return in_flight_;
@@ -788,5 +803,8 @@ uint64_t DataCache::DirtyBytes() const { return impl_->DirtyBytes(); }
 size_t DataCache::SegmentsInFlight() const { return impl_->SegmentsInFlight(); }
 std::vector<uint64_t> DataCache::DirtyInodes() const { return impl_->DirtyInodes(); }
 uint64_t DataCache::DirtyBytes(uint64_t ino) const { return impl_->DirtyBytes(ino); }
+std::optional<uint64_t> DataCache::AllocatedBytes(uint64_t ino, uint64_t file_size) const {
+  return impl_->AllocatedBytes(ino, file_size);
+}
 
 }  // namespace cache

@@ -403,6 +403,7 @@ struct stat Volume::ToStat(const j::StatStruct& s) {
   }
   st.st_blksize = static_cast<blksize_t>(opts_.attr_block_size);
   st.st_blocks = static_cast<blkcnt_t>((static_cast<uint64_t>(st.st_size) + 511) / 512);
+  FinishStat(st);  // POSIX gaps
   return st;
 }
 
@@ -474,6 +475,7 @@ Result<uint64_t> Volume::LookupIno(uint64_t parent, const std::string& name) {
 }
 
 Result<AttrReply> Volume::GetAttr(uint64_t ino) {
+  if (auto removed = RemovedDirAttr(ino)) return *removed;  // POSIX gaps
   if (leases_ != nullptr) {
     // An open file's attributes include our cached size: valid only under a lease.
     if (auto n = FindOpenInode(ino)) PFS_RETURN_IF_ERROR(EnsureLease(*n, kLeaseShared));
@@ -804,11 +806,13 @@ Status Volume::Unlink(uint64_t parent, const std::string& name) {
 }
 
 Status Volume::Rmdir(uint64_t parent, const std::string& name) {
+  auto keep = OpenDirAttrs(parent, name);  // POSIX gaps: an open directory stays fstat-able
   j::UnlinkRequest req;
   req.InodeNumber = static_cast<int64_t>(parent);
   req.Basename = name;
   auto r = meta_.Rmdir(req);
   if (!r.ok()) return r.error();
+  if (keep) KeepRemovedDir(*keep);
   DirChanged(parent);
   Changed(parent);
   return base::Ok();
@@ -910,6 +914,7 @@ Result<OpenReply> Volume::Open(uint64_t ino, int flags) {
     n->pc_valid = !n->mtime_dirty;
     n->pc_mtime_ns = st->MTimeNs;
     n->pc_size = st->Size;
+    if ((flags & O_ACCMODE) != O_WRONLY) NoteAtimeAtOpen(*n, *st);  // POSIX gaps
   }
   io_shared.unlock();
   rep.fh = NewHandle(ino, flags, false);
@@ -995,6 +1000,7 @@ Result<std::string> Volume::Read(uint64_t ino, uint64_t fh, uint64_t off, uint64
   PFS_RETURN_IF_ERROR(CheckFileHandle(ino, fh, nullptr));
   auto n = FindInode(ino);
   if (!n) return Error(EBADF, "read of an inode without state");
+  MaybeUpdateAtime(*n);  // POSIX gaps: at most one queued RPC per open
   std::shared_lock<std::shared_mutex> io(n->io_mu, std::defer_lock);
   PFS_RETURN_IF_ERROR(LockWithLease(*n, kLeaseShared, io));
   auto file_size = CurrentSize(*n);
@@ -1121,6 +1127,7 @@ Result<std::vector<DirEntryOut>> Volume::ReadDir(uint64_t ino, uint64_t fh, int6
                                                  size_t max_entries, bool plus) {
   PFS_RETURN_IF_ERROR(CheckDirHandle(ino, fh));
   std::vector<DirEntryOut> out;
+  if (RemovedDirAttr(ino)) return out;  // POSIX gaps: a removed directory lists nothing
   uint64_t batch = std::max<uint64_t>(1, std::min<uint64_t>(max_entries, opts_.readdir_max_entries));
   int64_t prev = off - 1;
   for (int rounds = 0; rounds < 64 && out.empty(); ++rounds) {

@@ -56,6 +56,7 @@
 #include <vector>
 
 #include "base/metrics.h"
+#include "fuse/atime.h"
 #include "base/result.h"
 #include "swift/jrpcfs_types.h"
 #include "swift/metadata_client.h"
@@ -82,6 +83,7 @@ struct VolumeOptions {
   // (`ls -l`). Off when either timeout is 0. Bounded to this many names.
   bool readdir_attr_cache = true;
   size_t readdir_attr_cache_entries = 100000;
+  AtimeMode atime_mode = AtimeMode::kRelatime;  // see fuse/atime.h
 };
 
 // The leases the Volume takes, one per inode (implemented by the daemon over
@@ -284,6 +286,14 @@ class Volume {
     // epoch.
     std::atomic<uint64_t> lease{0};
     std::atomic<int64_t> lease_touched_ns{0};  // last LeaseGate::Touch (steady clock)
+    // POSIX gaps (guarded by mu_): an atime update is due at the next READ (decided at OPEN,
+    // fuse/atime.h); the atime we sent (overlays an older server atime); a directory removed
+    // (rmdir, or replaced by rename) while open keeps answering GETATTR with these attributes
+    // (nlink 0) until forgotten.
+    bool atime_due = false;
+    uint64_t atime_local_ns = 0;
+    bool removed_dir = false;
+    struct stat removed_attr {};
   };
   struct Handle {
     uint64_t ino = 0;
@@ -329,6 +339,15 @@ class Volume {
   // One gate call; then, if the lease was not lowered meanwhile, raises the cached level.
   base::Status AcquireLease(Inode& n, uint64_t need);
   void MaybeTouch(Inode& n);
+  // POSIX-gap hooks (volume.cc, "POSIX gaps" section).
+  void NoteAtimeAtOpen(Inode& n, const swift::jrpcfs::StatStruct& s);  // mu_ held
+  void MaybeUpdateAtime(Inode& n);                                    // no lock held
+  // Before an rmdir: the attributes of `name` if it is a directory with an open handle (one
+  // lookup + stat RPC, only when some directory is open at all); after it: keep them.
+  std::optional<struct stat> OpenDirAttrs(uint64_t parent, const std::string& name);
+  void KeepRemovedDir(const struct stat& st);
+  std::optional<AttrReply> RemovedDirAttr(uint64_t ino);  // set for a removed, open directory
+  void FinishStat(struct stat& st);   // nlink 0 of hidden inodes, st_blocks from extents
   // The file size to use under io_mu with a lease held: the cached one, or (dropped by a lease
   // invalidation) the server's, which is then cached again.
   base::Result<uint64_t> CurrentSize(Inode& n);
