@@ -584,8 +584,11 @@ Result<AttrReply> Volume::SetAttr(const Caller& caller, uint64_t ino, const SetA
       req.FileMode = *in.mode & 0777;
       auto r = meta_.Chmod(req);
       if (!r.ok()) return r.error();
-      std::lock_guard<std::mutex> l(mu_);
-      n->special_bits = *in.mode & kSpecialBits;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        n->special_bits = *in.mode & kSpecialBits;
+      }
+      PFS_RETURN_IF_ERROR(PersistSpecialBits(ino, *in.mode));  // special bits
     }
     if (in.uid || in.gid) {
       j::ChownRequest req;
@@ -595,8 +598,13 @@ Result<AttrReply> Volume::SetAttr(const Caller& caller, uint64_t ino, const SetA
       auto r = meta_.Chown(req);
       if (!r.ok()) return r.error();
       // POSIX: chown by a non-root clears suid/sgid; we clear our local copy always.
-      std::lock_guard<std::mutex> l(mu_);
-      n->special_bits &= ~static_cast<uint32_t>(S_ISUID | S_ISGID);
+      uint32_t bits = 0;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        n->special_bits &= ~static_cast<uint32_t>(S_ISUID | S_ISGID);
+        bits = n->special_bits;
+      }
+      PFS_RETURN_IF_ERROR(PersistSpecialBits(ino, bits));  // special bits
     }
     if (in.size) {
       {
@@ -614,6 +622,7 @@ Result<AttrReply> Volume::SetAttr(const Caller& caller, uint64_t ino, const SetA
       req.InodeNumber = static_cast<int64_t>(ino);
       if (in.atime) {
         req.Stat.ATimeNs = TimespecToNs(in.atime->tv_nsec == UTIME_NOW ? now : *in.atime);
+        req.Stat.ATimeNs = KeepAtimeMark(ino, req.Stat.ATimeNs);  // special files
       }
       if (in.mtime) {
         req.Stat.MTimeNs = TimespecToNs(in.mtime->tv_nsec == UTIME_NOW ? now : *in.mtime);
@@ -677,17 +686,14 @@ Result<struct statvfs> Volume::StatFs() {
 
 Result<Entry> Volume::Mknod(const Caller& caller, uint64_t parent, const std::string& name,
                             uint32_t mode, dev_t rdev) {
-  (void)rdev;
   uint32_t type = mode & S_IFMT;
-  if (type != 0 && type != S_IFREG) {
-    return Error(EPERM, "only regular files can be created with mknod (no devices, FIFOs or "
-                        "sockets on ProxyFS)");
-  }
+  if (IsEmulatedType(type)) return MknodSpecial(caller, parent, name, mode, rdev);  // special
+  if (type != 0 && type != S_IFREG) return Error(EINVAL, "mknod of an unknown file type");
   j::CreateRequest req;
   req.InodeNumber = static_cast<int64_t>(parent);
   req.Basename = name;
   req.UserID = static_cast<int32_t>(caller.uid);
-  req.GroupID = static_cast<int32_t>(caller.gid);
+  req.GroupID = static_cast<int32_t>(InheritedGid(parent, caller.gid, nullptr));  // set-gid dir
   req.FileMode = mode & 0777;
   auto r = meta_.Create(req);
   if (!r.ok()) return r.error();
@@ -696,8 +702,12 @@ Result<Entry> Volume::Mknod(const Caller& caller, uint64_t parent, const std::st
   uint64_t ino = static_cast<uint64_t>(r->InodeNumber);
   if (mode & kSpecialBits) {
     auto n = GetInode(ino);
-    std::lock_guard<std::mutex> l(mu_);
-    n->special_bits = mode & kSpecialBits;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      n->special_bits = mode & kSpecialBits;
+      n->type = S_IFREG;
+    }
+    PFS_RETURN_IF_ERROR(PersistSpecialBits(ino, mode));  // special bits
   }
   return EntryFor(ino);
 }
@@ -708,7 +718,9 @@ Result<Entry> Volume::Mkdir(const Caller& caller, uint64_t parent, const std::st
   req.InodeNumber = static_cast<int64_t>(parent);
   req.Basename = name;
   req.UserID = static_cast<int32_t>(caller.uid);
-  req.GroupID = static_cast<int32_t>(caller.gid);
+  bool parent_sgid = false;  // special bits: set-gid parent -> its group, and the bit
+  req.GroupID = static_cast<int32_t>(InheritedGid(parent, caller.gid, &parent_sgid));
+  if (parent_sgid) mode |= S_ISGID;
   req.FileMode = mode & 0777;
   auto r = meta_.Mkdir(req);
   if (!r.ok()) return r.error();
@@ -717,8 +729,12 @@ Result<Entry> Volume::Mkdir(const Caller& caller, uint64_t parent, const std::st
   uint64_t ino = static_cast<uint64_t>(r->InodeNumber);
   if (mode & kSpecialBits) {
     auto n = GetInode(ino);
-    std::lock_guard<std::mutex> l(mu_);
-    n->special_bits = mode & kSpecialBits;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      n->special_bits = mode & kSpecialBits;
+      n->type = S_IFDIR;
+    }
+    PFS_RETURN_IF_ERROR(PersistSpecialBits(ino, mode));  // special bits
   }
   return EntryFor(ino);
 }
@@ -939,7 +955,7 @@ Result<std::pair<Entry, OpenReply>> Volume::Create(const Caller& caller, uint64_
   req.InodeNumber = static_cast<int64_t>(parent);
   req.Basename = name;
   req.UserID = static_cast<int32_t>(caller.uid);
-  req.GroupID = static_cast<int32_t>(caller.gid);
+  req.GroupID = static_cast<int32_t>(InheritedGid(parent, caller.gid, nullptr));  // set-gid dir
   req.FileMode = mode & 0777;
   auto r = meta_.Create(req);
   uint64_t ino = 0;
@@ -965,6 +981,7 @@ Result<std::pair<Entry, OpenReply>> Volume::Create(const Caller& caller, uint64_
     n->type = S_IFREG;
     n->open_count++;
   }
+  if (mode & kSpecialBits) (void)PersistSpecialBits(ino, mode);  // special bits
   // A shared lease like OPEN (the server answers Exclusive: nobody else knows the inode yet,
   // so the first WRITE needs no further RPC), and the size from a stat made under it.
   std::shared_lock<std::shared_mutex> io_shared(n->io_mu, std::defer_lock);
@@ -1198,6 +1215,7 @@ Status Volume::SetXAttr(uint64_t ino, const std::string& name, std::string_view 
                         int flags) {
   if (!opts_.xattr_enabled) return Error(ENOTSUP, "extended attributes are disabled");
   if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) return Error(EINVAL, "bad setxattr flags");
+  if (IsReservedXAttr(name)) return Error(EPERM, "reserved extended attribute " + name);
   if (flags != 0) {
     // The server's own create/replace flags deadlock on a real ProxyFS: check here instead.
     j::GetXAttrRequest g;
@@ -1222,6 +1240,7 @@ Status Volume::SetXAttr(uint64_t ino, const std::string& name, std::string_view 
 
 Result<std::string> Volume::GetXAttr(uint64_t ino, const std::string& name, size_t size) {
   if (!opts_.xattr_enabled) return Error(ENOTSUP, "extended attributes are disabled");
+  if (IsReservedXAttr(name)) return Error(ENODATA, "reserved extended attribute " + name);
   j::GetXAttrRequest req;
   req.InodeNumber = static_cast<int64_t>(ino);
   req.AttrName = name;
@@ -1240,6 +1259,7 @@ Result<std::string> Volume::ListXAttr(uint64_t ino, size_t size) {
   if (!r.ok()) return r.error();
   std::string out;
   for (const auto& n : r->AttrNames) {
+    if (IsReservedXAttr(n)) continue;  // special files: never listed
     out += n;
     out.push_back('\0');
   }
@@ -1249,6 +1269,7 @@ Result<std::string> Volume::ListXAttr(uint64_t ino, size_t size) {
 
 Status Volume::RemoveXAttr(uint64_t ino, const std::string& name) {
   if (!opts_.xattr_enabled) return Error(ENOTSUP, "extended attributes are disabled");
+  if (IsReservedXAttr(name)) return Error(ENODATA, "reserved extended attribute " + name);
   // The server accepts removing a missing name; POSIX wants ENODATA.
   j::GetXAttrRequest g;
   g.InodeNumber = static_cast<int64_t>(ino);

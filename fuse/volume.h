@@ -57,6 +57,7 @@
 
 #include "base/metrics.h"
 #include "fuse/atime.h"
+#include "fuse/special_files.h"
 #include "base/result.h"
 #include "swift/jrpcfs_types.h"
 #include "swift/metadata_client.h"
@@ -294,6 +295,14 @@ class Volume {
     uint64_t atime_local_ns = 0;
     bool removed_dir = false;
     struct stat removed_attr {};
+    // Special files and mode bits (fuse/special_files.h; guarded by mu_): the inode's atime
+    // carries the mark; `special` was read (or written) by us and is valid while the server's
+    // ctime is `special_ctime_ns` (0: re-read at the next stat). gid: last seen (set-gid dirs).
+    bool marked = false;
+    bool special_known = false;
+    uint64_t special_ctime_ns = 0;
+    SpecialMode special;
+    uint32_t gid = 0;
   };
   struct Handle {
     uint64_t ino = 0;
@@ -347,6 +356,19 @@ class Volume {
   std::optional<struct stat> OpenDirAttrs(uint64_t parent, const std::string& name);
   void KeepRemovedDir(const struct stat& st);
   std::optional<AttrReply> RemovedDirAttr(uint64_t ino);  // set for a removed, open directory
+  // Special files (volume_posix.cc). ApplySpecial: `st` of a marked inode gets its recorded
+  // type, rdev and bits (one RpcGetXAttr unless known for this ctime).
+  void ApplySpecial(uint64_t ino, struct stat& st);
+  base::Result<Entry> MknodSpecial(const Caller& caller, uint64_t parent, const std::string& name,
+                                   uint32_t mode, dev_t rdev);
+  // After a chmod/create with `mode`: records set-uid/set-gid/sticky in the reserved attribute
+  // (no RPC when the inode is not marked and no such bit is set).
+  base::Status PersistSpecialBits(uint64_t ino, uint32_t mode);
+  base::Status WriteSpecial(uint64_t ino, SpecialMode m, bool marked);
+  // The group of a new entry in `parent` (the parent's when it is set-gid) and whether `parent`
+  // is set-gid (new directories then inherit the bit).
+  uint32_t InheritedGid(uint64_t parent, uint32_t caller_gid, bool* parent_sgid);
+  uint64_t KeepAtimeMark(uint64_t ino, uint64_t atime_ns);  // marked inodes stay marked
   void FinishStat(struct stat& st);   // nlink 0 of hidden inodes, st_blocks from extents
   // The file size to use under io_mu with a lease held: the cached one, or (dropped by a lease
   // invalidation) the server's, which is then cached again.

@@ -3,7 +3,14 @@
 // The real pfsagentd mounts a pfs-emulator volume via FUSE. Needs root and /dev/fuse.
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -226,5 +233,144 @@ TEST_CASE("posix e2e: O_TMPFILE is a clear refusal (libfuse 3.14 has no tmpfile 
   REQUIRE(write(fd, "t", 1) == 1);
   REQUIRE(unlink(tmpl) == 0);
   close(fd);
+  CHECK(m.agent->Stop() == 0);
+}
+
+namespace {
+
+// Runs f() in a child with uid/gid `id` (supplementary groups dropped); returns its exit code.
+template <typename F>
+int AsUser(uint32_t id, F&& f) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (setgroups(0, nullptr) != 0 || setresgid(id, id, id) != 0 || setresuid(id, id, id) != 0) {
+      _exit(200);
+    }
+    _exit(f());
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+}
+
+// What the table below expects of a mount (after creation, restart, on a second agent).
+void CheckSpecialTable(const std::string& mnt) {
+  auto P = [&](const char* rel) { return mnt + "/" + rel; };
+  struct stat st {};
+  REQUIRE(lstat(P("fifo").c_str(), &st) == 0);
+  CHECK(S_ISFIFO(st.st_mode));
+  CHECK((st.st_mode & 07777) == 0640);
+  REQUIRE(lstat(P("chr").c_str(), &st) == 0);
+  CHECK(S_ISCHR(st.st_mode));
+  CHECK(st.st_rdev == makedev(1, 3));
+  REQUIRE(lstat(P("blk").c_str(), &st) == 0);
+  CHECK(S_ISBLK(st.st_mode));
+  CHECK(st.st_rdev == makedev(7, 200));
+  REQUIRE(lstat(P("sock").c_str(), &st) == 0);
+  CHECK(S_ISSOCK(st.st_mode));
+  REQUIRE(lstat(P("suid").c_str(), &st) == 0);
+  CHECK(S_ISREG(st.st_mode));
+  CHECK((st.st_mode & 07777) == 04755);
+  REQUIRE(lstat(P("sgid").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 02755);
+  REQUIRE(lstat(P("sticky").c_str(), &st) == 0);
+  CHECK(S_ISDIR(st.st_mode));
+  CHECK((st.st_mode & 07777) == 01777);
+  REQUIRE(lstat(P("shared").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 02775);
+  REQUIRE(lstat(P("shared/sub").c_str(), &st) == 0);
+  CHECK((st.st_mode & S_ISGID) != 0);
+  CHECK(st.st_gid == 4242);
+  REQUIRE(lstat(P("shared/file").c_str(), &st) == 0);
+  CHECK(st.st_gid == 4242);
+  REQUIRE(lstat(P("plain").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0644);
+  // FIFO between two processes on this mount.
+  pid_t w = fork();
+  if (w == 0) {
+    int fd = open(P("fifo").c_str(), O_WRONLY);
+    if (fd < 0) _exit(1);
+    _exit(write(fd, "ping", 4) == 4 ? 0 : 2);
+  }
+  int fd = open(P("fifo").c_str(), O_RDONLY);
+  CHECK(fd >= 0);
+  char buf[8] = {};
+  if (fd >= 0) {
+    CHECK(read(fd, buf, sizeof(buf)) == 4);
+    close(fd);
+  }
+  int ws = 0;
+  waitpid(w, &ws, 0);
+  CHECK(WIFEXITED(ws));
+  CHECK(WEXITSTATUS(ws) == 0);
+  CHECK(std::string(buf) == "ping");
+  // Sticky directory: user 1001 cannot remove or rename user 1000's file.
+  CHECK(AsUser(1001, [&] { return unlink(P("sticky/mine").c_str()) == 0 ? 0 : errno; }) == EPERM);
+  CHECK(AsUser(1001, [&] {
+          return rename(P("sticky/mine").c_str(), P("sticky/taken").c_str()) == 0 ? 0 : errno;
+        }) == EPERM);
+  REQUIRE(lstat(P("sticky/mine").c_str(), &st) == 0);
+  // The reserved attribute is invisible.
+  CHECK(getxattr(P("fifo").c_str(), "pfsagent.posix.v1", buf, sizeof(buf)) < 0);
+}
+
+}  // namespace
+
+TEST_CASE("posix e2e: FIFOs, sockets, devices and set-uid/set-gid/sticky persist", "[e2e]") {
+  Mount m;
+  std::string mnt = m.agent->mnt();
+  auto P = [&](const char* rel) { return m.P(rel); };
+  umask(0);
+  REQUIRE(mkfifo(P("fifo").c_str(), 0640) == 0);
+  REQUIRE(mknod(P("chr").c_str(), S_IFCHR | 0600, makedev(1, 3)) == 0);
+  REQUIRE(mknod(P("blk").c_str(), S_IFBLK | 0600, makedev(7, 200)) == 0);
+  // Unix socket: bind creates it, connect reaches the listener.
+  int ls = socket(AF_UNIX, SOCK_STREAM, 0);
+  REQUIRE(ls >= 0);
+  sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  std::string sp = P("sock");
+  REQUIRE(sp.size() < sizeof(addr.sun_path));
+  memcpy(addr.sun_path, sp.c_str(), sp.size() + 1);
+  REQUIRE(bind(ls, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  REQUIRE(listen(ls, 1) == 0);
+  int cs = socket(AF_UNIX, SOCK_STREAM, 0);
+  REQUIRE(cs >= 0);
+  CHECK(connect(cs, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  close(cs);
+  close(ls);
+  REQUIRE(e2e::WriteFile(P("suid"), "#!/bin/sh\n") == 0);
+  REQUIRE(chmod(P("suid").c_str(), 04755) == 0);
+  REQUIRE(e2e::WriteFile(P("sgid"), "x") == 0);
+  REQUIRE(chmod(P("sgid").c_str(), 02755) == 0);
+  REQUIRE(mkdir(P("sticky").c_str(), 0777) == 0);
+  REQUIRE(chmod(P("sticky").c_str(), 01777) == 0);
+  CHECK(AsUser(1000, [&] { return e2e::WriteFile(mnt + "/sticky/mine", "m"); }) == 0);
+  REQUIRE(mkdir(P("shared").c_str(), 0775) == 0);
+  REQUIRE(chown(P("shared").c_str(), 0, 4242) == 0);
+  REQUIRE(chmod(P("shared").c_str(), 02775) == 0);
+  REQUIRE(mkdir(P("shared/sub").c_str(), 0755) == 0);
+  REQUIRE(e2e::WriteFile(P("shared/file"), "f") == 0);
+  REQUIRE(e2e::WriteFile(P("plain"), "p") == 0);
+  REQUIRE(chmod(P("plain").c_str(), 0644) == 0);
+  umask(022);
+  SECTION("on this agent") { CheckSpecialTable(mnt); }
+  SECTION("after the agent restarts") {
+    REQUIRE(m.agent->Stop() == 0);
+    m.StartAgent();
+    CheckSpecialTable(m.agent->mnt());
+  }
+  SECTION("on a second agent of the same volume") {
+    std::string work2 = e2e::MakeTempDir("posix2");
+    REQUIRE(!work2.empty());
+    {
+      auto a2 = AgentProcess::Start(m.emu->info(), work2);
+      if (!a2.ok()) FAIL("second agent: " << a2.error().Message());
+      CheckSpecialTable((*a2)->mnt());
+      CHECK((*a2)->Stop() == 0);
+    }
+    std::error_code ec;
+    if (!e2e::IsMounted(work2 + "/mnt")) std::filesystem::remove_all(work2, ec);
+  }
   CHECK(m.agent->Stop() == 0);
 }
