@@ -374,3 +374,38 @@ TEST_CASE("posix e2e: FIFOs, sockets, devices and set-uid/set-gid/sticky persist
   }
   CHECK(m.agent->Stop() == 0);
 }
+
+TEST_CASE("posix e2e: ordinary files cost no reserved-attribute RPC; a special file one", "[e2e]") {
+  Mount m;
+  REQUIRE(mkdir(m.P("d").c_str(), 0755) == 0);
+  for (int i = 0; i < 20; ++i) {
+    REQUIRE(e2e::WriteFile(m.P("d/f" + std::to_string(i)), "x") == 0);
+  }
+  REQUIRE(mkfifo(m.P("d/fifo").c_str(), 0600) == 0);
+  REQUIRE(m.agent->Stop() == 0);
+  m.StartAgent();  // nothing known: every attribute comes from the server
+  REQUIRE(m.emu->Control("reset_counters").ok());
+  struct stat st {};
+  for (int i = 0; i < 20; ++i) {
+    REQUIRE(stat(m.P("d/f" + std::to_string(i)).c_str(), &st) == 0);
+    REQUIRE(chmod(m.P("d/f" + std::to_string(i)).c_str(), 0600) == 0);
+  }
+  DIR* d = opendir(m.P("d").c_str());
+  REQUIRE(d != nullptr);
+  while (readdir(d) != nullptr) {
+  }
+  closedir(d);
+  auto c = m.emu->Control("counters");
+  REQUIRE(c.ok());
+  auto rpcs = (*c)["rpcs"];
+  CHECK(rpcs.value("RpcGetXAttr", 0) == 0);
+  CHECK(rpcs.value("RpcSetXAttr", 0) == 0);
+  CHECK(rpcs.value("RpcSetTime", 0) == 0);
+  REQUIRE(lstat(m.P("d/fifo").c_str(), &st) == 0);
+  CHECK(S_ISFIFO(st.st_mode));
+  REQUIRE(lstat(m.P("d/fifo").c_str(), &st) == 0);  // known for this ctime: no second read
+  c = m.emu->Control("counters");
+  REQUIRE(c.ok());
+  CHECK((*c)["rpcs"].value("RpcGetXAttr", 0) == 1);
+  CHECK(m.agent->Stop() == 0);
+}

@@ -474,7 +474,8 @@ TEST_CASE("config: ConfigToJson uses INI names and integer nanoseconds", "[confi
   AgentConfig c;
   c.SwiftTimeout = 20s;
   auto j = nlohmann::json::parse(agent::ConfigToJson(c, true));
-  CHECK(j.size() == 50);  // 46 original keys + 3 RetryRPC* + FUSEAllowOther
+  CHECK(j.size() == 51);  // 46 original keys + 3 RetryRPC* + FUSEAllowOther + AtimeMode
+  CHECK(j["AtimeMode"] == "relatime");
   CHECK(j["SwiftTimeout"] == 20000000000LL);
   CHECK(j["MaxFlushTime"] == 200000000LL);
   CHECK(j["SwiftRetryDelayVariance"] == 25);
