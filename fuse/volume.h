@@ -4,7 +4,8 @@
 // Node ids are ProxyFS inode numbers (root = 1). The Volume keeps:
 //   * an inode table with kernel lookup counts (Lookup/Create/Mkdir/Symlink/Link/Mknod and
 //     readdirplus entries add one; Forget subtracts), open-handle counts, and local attribute
-//     overrides (size and mtime while data is unflushed, suid/sgid/sticky bits the server drops);
+//     overrides (size and mtime while data is unflushed, suid/sgid/sticky bits the server drops,
+//     persisted with the type of emulated special files: fuse/special_files.h, volume_posix.cc);
 //   * file handles (fh numbers) for open files and directories.
 // File data goes through cache::DataCache (write-back, read cache); metadata through
 // swift::MetadataClient.
@@ -188,7 +189,7 @@ class Volume {
   base::Result<struct statvfs> StatFs();
 
   // --- namespace changes ---
-  // Regular files only (S_IFREG or type 0); other types -> EPERM.
+  // Regular files; FIFOs, sockets and devices emulated (fuse/special_files.h); others EINVAL.
   base::Result<Entry> Mknod(const Caller& caller, uint64_t parent, const std::string& name,
                             uint32_t mode, dev_t rdev);
   base::Result<Entry> Mkdir(const Caller& caller, uint64_t parent, const std::string& name,
