@@ -1183,6 +1183,7 @@ Result<std::vector<DirEntryOut>> Volume::ReadDir(uint64_t ino, uint64_t fh, int6
         if (s.StatInodeNumber == 0) s.StatInodeNumber = d.InodeNumber;
         if (plus) {
           e.entry = MakeEntry(s);
+          e.type = e.entry->attr.st_mode & S_IFMT;  // special files: the emulated type
         } else if (e.name != "." && e.name != ".." && s.StatInodeNumber == d.InodeNumber) {
           attr_cache_->Put(fill_start, ino, e.name, s);
         }

@@ -360,6 +360,20 @@ TEST_CASE("posix e2e: FIFOs, sockets, devices and set-uid/set-gid/sticky persist
     m.StartAgent();
     CheckSpecialTable(m.agent->mnt());
   }
+  SECTION("with readdirplus: the listing carries the real type") {
+    m.extra = {"ReadDirPlusEnabled: true"};
+    REQUIRE(m.agent->Stop() == 0);
+    m.StartAgent();
+    DIR* d = opendir(m.agent->mnt().c_str());
+    REQUIRE(d != nullptr);
+    unsigned char fifo_type = DT_UNKNOWN;
+    while (dirent* de = readdir(d)) {
+      if (std::string(de->d_name) == "fifo") fifo_type = de->d_type;
+    }
+    closedir(d);
+    CHECK(fifo_type == DT_FIFO);
+    CheckSpecialTable(m.agent->mnt());
+  }
   SECTION("on a second agent of the same volume") {
     std::string work2 = e2e::MakeTempDir("posix2");
     REQUIRE(!work2.empty());
