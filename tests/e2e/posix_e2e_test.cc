@@ -285,6 +285,8 @@ void CheckSpecialTable(const std::string& mnt) {
   CHECK(st.st_gid == 4242);
   REQUIRE(lstat(P("plain").c_str(), &st) == 0);
   CHECK((st.st_mode & 07777) == 0644);
+  REQUIRE(lstat(P("kill").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0755);
   // FIFO between two processes on this mount.
   pid_t w = fork();
   if (w == 0) {
@@ -353,6 +355,15 @@ TEST_CASE("posix e2e: FIFOs, sockets, devices and set-uid/set-gid/sticky persist
   REQUIRE(e2e::WriteFile(P("shared/file"), "f") == 0);
   REQUIRE(e2e::WriteFile(P("plain"), "p") == 0);
   REQUIRE(chmod(P("plain").c_str(), 0644) == 0);
+  // A write by a non-root owner clears set-uid/set-gid (the kernel sends the SETATTR), also
+  // in the recorded bits.
+  REQUIRE(e2e::WriteFile(P("kill"), "k") == 0);
+  REQUIRE(chown(P("kill").c_str(), 1000, 1000) == 0);
+  REQUIRE(chmod(P("kill").c_str(), 06755) == 0);
+  CHECK(AsUser(1000, [&] { return e2e::WriteFile(mnt + "/kill", "more", O_APPEND); }) == 0);
+  struct stat ks {};
+  REQUIRE(stat(P("kill").c_str(), &ks) == 0);
+  CHECK((ks.st_mode & 07777) == 0755);
   umask(022);
   SECTION("on this agent") { CheckSpecialTable(mnt); }
   SECTION("after the agent restarts") {
