@@ -747,7 +747,12 @@ std::optional<uint64_t> DataCacheImpl::AllocatedBytes(uint64_t ino, uint64_t fil
   auto it = inodes_.find(ino);
   if (it == inodes_.end()) return std::nullopt;
   const InodeState& in = *it->second;
-  if (!in.segs.empty() || in.map.FirstGap(0, file_size) != file_size) return std::nullopt;
+  // Bounded work per stat: a map of many pieces falls back to the size-derived figure.
+  constexpr size_t kMaxPieces = 4096;
+  if (!in.segs.empty() || in.map.size() > kMaxPieces ||
+      in.map.FirstGap(0, file_size) != file_size) {
+    return std::nullopt;
+  }
   uint64_t total = 0;
   for (auto p = in.map.begin(); p != in.map.end() && p->first < file_size; ++p) {
     if (!p->second.value.obj) continue;

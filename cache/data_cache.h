@@ -104,8 +104,8 @@ class DataCache {
   // DirtyBytes()). 0 for an unknown inode.
   uint64_t DirtyBytes(uint64_t ino) const;
   // Bytes of [0, file_size) stored in objects (not holes), if the cached extent map knows the
-  // whole range and the inode has no dirty data; nullopt otherwise (st_blocks then falls back
-  // to the size). Never blocks on I/O.
+  // whole range in at most 4096 pieces and the inode has no dirty data; nullopt otherwise
+  // (st_blocks then falls back to the size). Never blocks on I/O; O(pieces).
   std::optional<uint64_t> AllocatedBytes(uint64_t ino, uint64_t file_size) const;
 
  private:
