@@ -365,7 +365,8 @@ class Volume {
   // After a chmod/create with `mode`: records set-uid/set-gid/sticky in the reserved attribute
   // (no RPC when the inode is not marked and no such bit is set).
   base::Status PersistSpecialBits(uint64_t ino, uint32_t mode);
-  base::Status WriteSpecial(uint64_t ino, SpecialMode m, bool marked);
+  // `fresh`: the inode was just created (its atime is "now", no RpcGetStat needed to mark it).
+  base::Status WriteSpecial(uint64_t ino, SpecialMode m, bool marked, bool fresh = false);
   // The group of a new entry in `parent` (the parent's when it is set-gid) and whether `parent`
   // is set-gid (new directories then inherit the bit).
   uint32_t InheritedGid(uint64_t parent, uint32_t caller_gid, bool* parent_sgid);

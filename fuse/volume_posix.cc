@@ -177,9 +177,9 @@ void Volume::ApplySpecial(uint64_t ino, struct stat& st) {
   st.st_mode = (st.st_mode & ~static_cast<mode_t>(kModeSpecialBits)) | m->bits;
 }
 
-Status Volume::WriteSpecial(uint64_t ino, SpecialMode m, bool marked) {
+Status Volume::WriteSpecial(uint64_t ino, SpecialMode m, bool marked, bool fresh) {
   uint64_t atime = 0;
-  if (!marked) {
+  if (!marked && !(fresh && m.type != 0)) {
     auto s = Stat(ino);
     if (!s.ok()) return s.error();
     if (m.type == 0) m.type = s->FileMode & S_IFMT;
@@ -254,7 +254,7 @@ Result<Entry> Volume::MknodSpecial(const Caller& caller, uint64_t parent, const 
     std::lock_guard<std::mutex> l(mu_);
     n->type = S_IFREG;  // what the server has
   }
-  Status w = WriteSpecial(ino, m, false);
+  Status w = WriteSpecial(ino, m, false, /*fresh=*/true);
   if (!w.ok()) {
     // Never leave a plain empty file where a FIFO/device/socket was asked for.
     j::UnlinkRequest u;
