@@ -73,6 +73,7 @@ const KeyDef kKeys[] = {
     PFS_KEY(HTTPServerTCPPort),
     PFS_KEY(ReadDirPlusEnabled),
     PFS_KEY(XAttrEnabled),
+    PFS_KEY(AtimeMode),
     PFS_KEY(EntryDuration),
     PFS_KEY(AttrDuration),
     PFS_KEY(CoherenceWindow),
@@ -389,6 +390,12 @@ base::Status Validate(const AgentConfig& c, const Loader& loader) {
   PFS_RETURN_IF_ERROR(non_empty("FUSEMountPointPath", c.FUSEMountPointPath));
   if (!c.StateDirPath.empty() && c.StateDirPath[0] != '/') {
     return v.Fail("StateDirPath", c.StateDirPath, "must be an absolute path (or empty)");
+  }
+  {
+    std::string a = Lower(c.AtimeMode);
+    if (a != "relatime" && a != "noatime" && a != "strictatime") {
+      return v.Fail("AtimeMode", c.AtimeMode, "must be relatime, noatime or strictatime");
+    }
   }
   PFS_RETURN_IF_ERROR(v.DurationRange("FUSEUnMountRetryDelay", c.FUSEUnMountRetryDelay, Nanos(0),
                                       minutes(1)));

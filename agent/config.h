@@ -80,6 +80,8 @@ struct AgentConfig {
   // FUSE behaviour and INIT.
   bool ReadDirPlusEnabled = false;
   bool XAttrEnabled = false;
+  // Access-time updates: relatime (default, like Linux), noatime, strictatime (docs/semantics.md).
+  std::string AtimeMode = "relatime";
   std::chrono::nanoseconds EntryDuration = std::chrono::nanoseconds(0);
   std::chrono::nanoseconds AttrDuration = std::chrono::nanoseconds(0);
   // pfsagentd only: how long names/attributes a reply carried answer the kernel's next

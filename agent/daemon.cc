@@ -450,6 +450,7 @@ int Run(const AgentConfig& config, const RunOptions& run) {
   vopts.flush_on_close = config.FlushOnClose;
   vopts.attr_block_size = config.AttrBlockSize;
   vopts.xattr_enabled = config.XAttrEnabled;
+  if (auto m = pfsfuse::ParseAtimeMode(config.AtimeMode); m.ok()) vopts.atime_mode = *m;
   vopts.readdir_max_entries = config.ReaddirMaxEntries;
   auto volume = std::make_unique<pfsfuse::Volume>(vopts, meta, *data, &registry, &lease_gate);
   hook_volume = volume.get();

@@ -115,6 +115,7 @@ class DataCacheImpl {
   std::vector<uint64_t> DirtyInodes() const;
   uint64_t DirtyBytes(uint64_t ino) const;
   std::pair<uint64_t, uint64_t> DropReadCache() { return lines_.DropReady(); }
+  std::optional<uint64_t> AllocatedBytes(uint64_t ino, uint64_t file_size) const;
 
  private:
   using Lock = std::unique_lock<std::mutex>;
@@ -742,6 +743,25 @@ bool DataCacheImpl::HasDirty(uint64_t ino) const {
   return it != inodes_.end() && !it->second->segs.empty();
 }
 
+std::optional<uint64_t> DataCacheImpl::AllocatedBytes(uint64_t ino, uint64_t file_size) const {
+  Lock lk(mu_);
+  auto it = inodes_.find(ino);
+  if (it == inodes_.end()) return std::nullopt;
+  const InodeState& in = *it->second;
+  // Bounded work per stat: a map of many pieces falls back to the size-derived figure.
+  constexpr size_t kMaxPieces = 4096;
+  if (!in.segs.empty() || in.map.size() > kMaxPieces ||
+      in.map.FirstGap(0, file_size) != file_size) {
+    return std::nullopt;
+  }
+  uint64_t total = 0;
+  for (auto p = in.map.begin(); p != in.map.end() && p->first < file_size; ++p) {
+    if (!p->second.value.obj) continue;
+    total += std::min(p->second.len, file_size - p->first);
+  }
+  return total;
+}
+
 size_t DataCacheImpl::SegmentsInFlight() const {
   Lock lk(mu_);
   return in_flight_;
@@ -792,6 +812,8 @@ uint64_t DataCache::DirtyBytes(uint64_t ino) const { return impl_->DirtyBytes(in
 DataCache::DropStats DataCache::DropReadCache() {
   auto [lines, bytes] = impl_->DropReadCache();
   return DropStats{lines, bytes};
+std::optional<uint64_t> DataCache::AllocatedBytes(uint64_t ino, uint64_t file_size) const {
+  return impl_->AllocatedBytes(ino, file_size);
 }
 
 }  // namespace cache

@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -102,6 +103,10 @@ class DataCache {
   // waiting for its RpcWrote; overwritten ranges count each time they were written, as in
   // DirtyBytes()). 0 for an unknown inode.
   uint64_t DirtyBytes(uint64_t ino) const;
+  // Bytes of [0, file_size) stored in objects (not holes), if the cached extent map knows the
+  // whole range in at most 4096 pieces and the inode has no dirty data; nullopt otherwise
+  // (st_blocks then falls back to the size). Never blocks on I/O; O(pieces).
+  std::optional<uint64_t> AllocatedBytes(uint64_t ino, uint64_t file_size) const;
 
   // Operator "drop caches": forgets every filled read-cache line (object bytes are immutable,
   // so this only costs GETs later). Dirty data and extent maps are untouched. Never blocks on

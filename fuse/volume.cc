@@ -421,6 +421,7 @@ struct stat Volume::ToStat(const j::StatStruct& s, int64_t sent_ns) {
   }
   st.st_blksize = static_cast<blksize_t>(opts_.attr_block_size);
   st.st_blocks = static_cast<blkcnt_t>((static_cast<uint64_t>(st.st_size) + 511) / 512);
+  FinishStat(st);  // POSIX gaps
   return st;
 }
 
@@ -447,6 +448,7 @@ double Volume::AttrValidity(std::chrono::nanoseconds age, std::chrono::nanosecon
 }
 
 Result<AttrReply> Volume::GetAttr(uint64_t ino) {
+  if (auto removed = RemovedDirAttr(ino)) return *removed;  // POSIX gaps
   if (leases_ != nullptr) {
     // An open file's attributes include our cached size: valid only under a lease.
     if (auto n = FindOpenInode(ino)) PFS_RETURN_IF_ERROR(EnsureLease(*n, kLeaseShared));
@@ -567,8 +569,11 @@ Result<AttrReply> Volume::SetAttr(const Caller& caller, uint64_t ino, const SetA
       req.FileMode = *in.mode & 0777;
       auto r = meta_.Chmod(req);
       if (!r.ok()) return r.error();
-      std::lock_guard<std::mutex> l(mu_);
-      n->special_bits = *in.mode & kSpecialBits;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        n->special_bits = *in.mode & kSpecialBits;
+      }
+      PFS_RETURN_IF_ERROR(PersistSpecialBits(ino, *in.mode));  // special bits
     }
     if (in.uid || in.gid) {
       j::ChownRequest req;
@@ -578,8 +583,13 @@ Result<AttrReply> Volume::SetAttr(const Caller& caller, uint64_t ino, const SetA
       auto r = meta_.Chown(req);
       if (!r.ok()) return r.error();
       // POSIX: chown by a non-root clears suid/sgid; we clear our local copy always.
-      std::lock_guard<std::mutex> l(mu_);
-      n->special_bits &= ~static_cast<uint32_t>(S_ISUID | S_ISGID);
+      uint32_t bits = 0;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        n->special_bits &= ~static_cast<uint32_t>(S_ISUID | S_ISGID);
+        bits = n->special_bits;
+      }
+      PFS_RETURN_IF_ERROR(PersistSpecialBits(ino, bits));  // special bits
     }
     if (in.size) {
       {
@@ -597,6 +607,7 @@ Result<AttrReply> Volume::SetAttr(const Caller& caller, uint64_t ino, const SetA
       req.InodeNumber = static_cast<int64_t>(ino);
       if (in.atime) {
         req.Stat.ATimeNs = TimespecToNs(in.atime->tv_nsec == UTIME_NOW ? now : *in.atime);
+        req.Stat.ATimeNs = KeepAtimeMark(ino, req.Stat.ATimeNs);  // special files
       }
       if (in.mtime) {
         req.Stat.MTimeNs = TimespecToNs(in.mtime->tv_nsec == UTIME_NOW ? now : *in.mtime);
@@ -705,6 +716,7 @@ Result<OpenReply> Volume::Open(uint64_t ino, int flags) {
     n->pc_valid = !n->mtime_dirty;
     n->pc_mtime_ns = st->MTimeNs;
     n->pc_size = st->Size;
+    if ((flags & O_ACCMODE) != O_WRONLY) NoteAtimeAtOpen(*n, *st);  // POSIX gaps
   }
   io_shared.unlock();
   rep.fh = NewHandle(ino, flags, false);
@@ -726,6 +738,7 @@ Result<std::string> Volume::Read(uint64_t ino, uint64_t fh, uint64_t off, uint64
   PFS_RETURN_IF_ERROR(CheckFileHandle(ino, fh, nullptr));
   auto n = FindInode(ino);
   if (!n) return Error(EBADF, "read of an inode without state");
+  MaybeUpdateAtime(*n);  // POSIX gaps: at most one queued RPC per open
   std::shared_lock<std::shared_mutex> io(n->io_mu, std::defer_lock);
   PFS_RETURN_IF_ERROR(LockWithLease(*n, kLeaseShared, io));
   auto file_size = CurrentSize(*n);
@@ -845,6 +858,7 @@ Status Volume::SetXAttr(uint64_t ino, const std::string& name, std::string_view 
                         int flags) {
   if (!opts_.xattr_enabled) return Error(ENOTSUP, "extended attributes are disabled");
   if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) return Error(EINVAL, "bad setxattr flags");
+  if (IsReservedXAttr(name)) return Error(EPERM, "reserved extended attribute " + name);
   if (flags != 0) {
     // The server's own create/replace flags deadlock on a real ProxyFS: check here instead.
     j::GetXAttrRequest g;
@@ -869,6 +883,7 @@ Status Volume::SetXAttr(uint64_t ino, const std::string& name, std::string_view 
 
 Result<std::string> Volume::GetXAttr(uint64_t ino, const std::string& name, size_t size) {
   if (!opts_.xattr_enabled) return Error(ENOTSUP, "extended attributes are disabled");
+  if (IsReservedXAttr(name)) return Error(ENODATA, "reserved extended attribute " + name);
   j::GetXAttrRequest req;
   req.InodeNumber = static_cast<int64_t>(ino);
   req.AttrName = name;
@@ -887,6 +902,7 @@ Result<std::string> Volume::ListXAttr(uint64_t ino, size_t size) {
   if (!r.ok()) return r.error();
   std::string out;
   for (const auto& n : r->AttrNames) {
+    if (IsReservedXAttr(n)) continue;  // special files: never listed
     out += n;
     out.push_back('\0');
   }
@@ -896,6 +912,7 @@ Result<std::string> Volume::ListXAttr(uint64_t ino, size_t size) {
 
 Status Volume::RemoveXAttr(uint64_t ino, const std::string& name) {
   if (!opts_.xattr_enabled) return Error(ENOTSUP, "extended attributes are disabled");
+  if (IsReservedXAttr(name)) return Error(ENODATA, "reserved extended attribute " + name);
   // The server accepts removing a missing name; POSIX wants ENODATA.
   j::GetXAttrRequest g;
   g.InodeNumber = static_cast<int64_t>(ino);

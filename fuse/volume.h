@@ -4,7 +4,8 @@
 // Node ids are ProxyFS inode numbers (root = 1). The Volume keeps:
 //   * an inode table with kernel lookup counts (Lookup/Create/Mkdir/Symlink/Link/Mknod and
 //     readdirplus entries add one; Forget subtracts), open-handle counts, and local attribute
-//     overrides (size and mtime while data is unflushed, suid/sgid/sticky bits the server drops);
+//     overrides (size and mtime while data is unflushed, suid/sgid/sticky bits the server drops,
+//     persisted with the type of emulated special files: fuse/special_files.h, volume_posix.cc);
 //   * file handles (fh numbers) for open files and directories.
 // File data goes through cache::DataCache (write-back, read cache); metadata through
 // swift::MetadataClient.
@@ -63,6 +64,8 @@
 #include <vector>
 
 #include "base/metrics.h"
+#include "fuse/atime.h"
+#include "fuse/special_files.h"
 #include "base/result.h"
 #include "swift/jrpcfs_types.h"
 #include "swift/metadata_client.h"
@@ -102,6 +105,7 @@ struct VolumeOptions {
   // the kernel does not wait for RELEASE). fsync always persists. The daemon passes
   // [Agent]FlushOnClose (default false).
   bool flush_on_close = true;
+  AtimeMode atime_mode = AtimeMode::kRelatime;  // see fuse/atime.h
 };
 
 // The leases the Volume takes, one per inode (implemented by the daemon over
@@ -208,7 +212,7 @@ class Volume {
   base::Result<struct statvfs> StatFs();
 
   // --- namespace changes ---
-  // Regular files only (S_IFREG or type 0); other types -> EPERM.
+  // Regular files; FIFOs, sockets and devices emulated (fuse/special_files.h); others EINVAL.
   base::Result<Entry> Mknod(const Caller& caller, uint64_t parent, const std::string& name,
                             uint32_t mode, dev_t rdev);
   base::Result<Entry> Mkdir(const Caller& caller, uint64_t parent, const std::string& name,
@@ -343,6 +347,22 @@ class Volume {
     // epoch.
     std::atomic<uint64_t> lease{0};
     std::atomic<int64_t> lease_touched_ns{0};  // last LeaseGate::Touch (steady clock)
+    // POSIX gaps (guarded by mu_): an atime update is due at the next READ (decided at OPEN,
+    // fuse/atime.h); the atime we sent (overlays an older server atime); a directory removed
+    // (rmdir, or replaced by rename) while open keeps answering GETATTR with these attributes
+    // (nlink 0) until forgotten.
+    bool atime_due = false;
+    uint64_t atime_local_ns = 0;
+    bool removed_dir = false;
+    struct stat removed_attr {};
+    // Special files and mode bits (fuse/special_files.h; guarded by mu_): the inode's atime
+    // carries the mark; `special` was read (or written) by us and is valid while the server's
+    // ctime is `special_ctime_ns` (0: re-read at the next stat). gid: last seen (set-gid dirs).
+    bool marked = false;
+    bool special_known = false;
+    uint64_t special_ctime_ns = 0;
+    SpecialMode special;
+    uint32_t gid = 0;
   };
   // A directory stream's last RpcReaddir(Plus)ByLoc batch (volume_dir.cc), so one RPC of
   // ReaddirMaxEntries names serves the kernel's successive READDIR requests.
@@ -414,6 +434,29 @@ class Volume {
   // One gate call; then, if the lease was not lowered meanwhile, raises the cached level.
   base::Status AcquireLease(Inode& n, uint64_t need);
   void MaybeTouch(Inode& n);
+  // POSIX-gap hooks (volume.cc, "POSIX gaps" section).
+  void NoteAtimeAtOpen(Inode& n, const swift::jrpcfs::StatStruct& s);  // mu_ held
+  void MaybeUpdateAtime(Inode& n);                                    // no lock held
+  // Before an rmdir: the attributes of `name` if it is a directory with an open handle (one
+  // lookup + stat RPC, only when some directory is open at all); after it: keep them.
+  std::optional<struct stat> OpenDirAttrs(uint64_t parent, const std::string& name);
+  void KeepRemovedDir(const struct stat& st);
+  std::optional<AttrReply> RemovedDirAttr(uint64_t ino);  // set for a removed, open directory
+  // Special files (volume_posix.cc). ApplySpecial: `st` of a marked inode gets its recorded
+  // type, rdev and bits (one RpcGetXAttr unless known for this ctime).
+  void ApplySpecial(uint64_t ino, struct stat& st);
+  base::Result<Entry> MknodSpecial(const Caller& caller, uint64_t parent, const std::string& name,
+                                   uint32_t mode, dev_t rdev);
+  // After a chmod/create with `mode`: records set-uid/set-gid/sticky in the reserved attribute
+  // (no RPC when the inode is not marked and no such bit is set).
+  base::Status PersistSpecialBits(uint64_t ino, uint32_t mode);
+  // `fresh`: the inode was just created (its atime is "now", no RpcGetStat needed to mark it).
+  base::Status WriteSpecial(uint64_t ino, SpecialMode m, bool marked, bool fresh = false);
+  // The group of a new entry in `parent` (the parent's when it is set-gid) and whether `parent`
+  // is set-gid (new directories then inherit the bit).
+  uint32_t InheritedGid(uint64_t parent, uint32_t caller_gid, bool* parent_sgid);
+  uint64_t KeepAtimeMark(uint64_t ino, uint64_t atime_ns);  // marked inodes stay marked
+  void FinishStat(struct stat& st);   // nlink 0 of hidden inodes, st_blocks from extents
   // The file size to use under io_mu with a lease held: the cached one, or (dropped by a lease
   // invalidation) the server's, which is then cached again.
   base::Result<uint64_t> CurrentSize(Inode& n);

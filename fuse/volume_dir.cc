@@ -75,6 +75,7 @@ Result<std::vector<DirEntryOut>> Volume::ReadDir(uint64_t ino, uint64_t fh, int6
   DirStream& ds = *h->stream;
   const bool want_stats = plus || attr_cache_->enabled();
   std::vector<DirEntryOut> out;
+  if (RemovedDirAttr(ino)) return out;  // POSIX gaps: a removed directory lists nothing
   max_entries = std::max<size_t>(1, max_entries);
   const uint64_t batch = std::max<uint64_t>(1, opts_.readdir_max_entries);
   std::unique_lock<std::mutex> l(ds.mu);
@@ -144,6 +145,7 @@ Result<std::vector<DirEntryOut>> Volume::ReadDir(uint64_t ino, uint64_t fh, int6
         const auto cap = attr_cache_->enabled() ? attr_cache_->ttl() - served_age
                                                 : std::chrono::nanoseconds::max();
         e.entry = MakeEntry(ds.stats[i], served_age, cap);
+        e.type = e.entry->attr.st_mode & S_IFMT;  // special files: the emulated type
       }
       out.push_back(std::move(e));
     }

@@ -152,7 +152,9 @@ Result<std::pair<Entry, OpenReply>> Volume::Create(const Caller& caller, uint64_
   req.InodeNumber = static_cast<int64_t>(parent);
   req.Basename = name;
   req.UserID = static_cast<int32_t>(caller.uid);
-  req.GroupID = static_cast<int32_t>(caller.gid);
+  Caller owner = caller;  // set-gid parent: its group (special files)
+  owner.gid = InheritedGid(parent, caller.gid, nullptr);
+  req.GroupID = static_cast<int32_t>(owner.gid);
   req.FileMode = mode & 0777;
   auto r = meta_.Create(req);
   if (!r.ok()) {
@@ -183,7 +185,8 @@ Result<std::pair<Entry, OpenReply>> Volume::Create(const Caller& caller, uint64_
       n->size_valid = true;
     }
   }
-  Entry e = CreatedEntry(ino, S_IFREG | (mode & 0777), caller, 1);
+  if (mode & kSpecialBits) (void)PersistSpecialBits(ino, mode);  // special bits
+  Entry e = CreatedEntry(ino, S_IFREG | (mode & 0777), owner, 1);
   OpenReply rep;
   rep.fh = NewHandle(ino, flags, false);
   return std::make_pair(e, rep);
@@ -191,17 +194,16 @@ Result<std::pair<Entry, OpenReply>> Volume::Create(const Caller& caller, uint64_
 
 Result<Entry> Volume::Mknod(const Caller& caller, uint64_t parent, const std::string& name,
                             uint32_t mode, dev_t rdev) {
-  (void)rdev;
   uint32_t type = mode & S_IFMT;
-  if (type != 0 && type != S_IFREG) {
-    return Error(EPERM, "only regular files can be created with mknod (no devices, FIFOs or "
-                        "sockets on ProxyFS)");
-  }
+  if (IsEmulatedType(type)) return MknodSpecial(caller, parent, name, mode, rdev);  // special
+  if (type != 0 && type != S_IFREG) return Error(EINVAL, "mknod of an unknown file type");
   j::CreateRequest req;
   req.InodeNumber = static_cast<int64_t>(parent);
   req.Basename = name;
   req.UserID = static_cast<int32_t>(caller.uid);
-  req.GroupID = static_cast<int32_t>(caller.gid);
+  Caller owner = caller;  // set-gid parent: its group (special files)
+  owner.gid = InheritedGid(parent, caller.gid, nullptr);
+  req.GroupID = static_cast<int32_t>(owner.gid);
   req.FileMode = mode & 0777;
   auto r = meta_.Create(req);
   if (!r.ok()) return r.error();
@@ -209,10 +211,14 @@ Result<Entry> Volume::Mknod(const Caller& caller, uint64_t parent, const std::st
   uint64_t ino = static_cast<uint64_t>(r->InodeNumber);
   if (mode & kSpecialBits) {
     auto n = GetInode(ino);
-    std::lock_guard<std::mutex> l(mu_);
-    n->special_bits = mode & kSpecialBits;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      n->special_bits = mode & kSpecialBits;
+      n->type = S_IFREG;
+    }
+    PFS_RETURN_IF_ERROR(PersistSpecialBits(ino, mode));  // special bits
   }
-  return CreatedEntry(ino, S_IFREG | (mode & 0777), caller, 1);
+  return CreatedEntry(ino, S_IFREG | (mode & 0777), owner, 1);
 }
 
 Result<Entry> Volume::Mkdir(const Caller& caller, uint64_t parent, const std::string& name,
@@ -221,7 +227,11 @@ Result<Entry> Volume::Mkdir(const Caller& caller, uint64_t parent, const std::st
   req.InodeNumber = static_cast<int64_t>(parent);
   req.Basename = name;
   req.UserID = static_cast<int32_t>(caller.uid);
-  req.GroupID = static_cast<int32_t>(caller.gid);
+  bool parent_sgid = false;  // special bits: set-gid parent -> its group, and the bit
+  Caller owner = caller;
+  owner.gid = InheritedGid(parent, caller.gid, &parent_sgid);
+  if (parent_sgid) mode |= S_ISGID;
+  req.GroupID = static_cast<int32_t>(owner.gid);
   req.FileMode = mode & 0777;
   auto r = meta_.Mkdir(req);
   if (!r.ok()) return r.error();
@@ -229,10 +239,14 @@ Result<Entry> Volume::Mkdir(const Caller& caller, uint64_t parent, const std::st
   uint64_t ino = static_cast<uint64_t>(r->InodeNumber);
   if (mode & kSpecialBits) {
     auto n = GetInode(ino);
-    std::lock_guard<std::mutex> l(mu_);
-    n->special_bits = mode & kSpecialBits;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      n->special_bits = mode & kSpecialBits;
+      n->type = S_IFDIR;
+    }
+    PFS_RETURN_IF_ERROR(PersistSpecialBits(ino, mode));  // special bits
   }
-  return CreatedEntry(ino, S_IFDIR | (mode & 0777), caller, 2);
+  return CreatedEntry(ino, S_IFDIR | (mode & 0777), owner, 2);
 }
 
 Result<Entry> Volume::Symlink(const Caller& caller, uint64_t parent, const std::string& name,
@@ -325,11 +339,13 @@ Status Volume::Unlink(uint64_t parent, const std::string& name) {
 
 Status Volume::Rmdir(uint64_t parent, const std::string& name) {
   auto known = attr_cache_->NameIno(parent, name);
+  auto keep = OpenDirAttrs(parent, name);  // POSIX gaps: an open directory stays fstat-able
   j::UnlinkRequest req;
   req.InodeNumber = static_cast<int64_t>(parent);
   req.Basename = name;
   auto r = meta_.Rmdir(req);
   if (!r.ok()) return r.error();
+  if (keep) KeepRemovedDir(*keep);
   DirModified(parent, -1);
   if (known && *known != 0) Changed(*known);
   return base::Ok();

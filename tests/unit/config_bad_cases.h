@@ -141,6 +141,8 @@ inline std::vector<BadCase> BadCases() {
        {"bad.conf:2: [Agent] SwiftRetryDelayVariance = \"0\": must be >= 1"}},
       {"variance_101", {{"bad.conf", A + "LeaseRetryDelayVariance = 101\n"}}, {},
        {"bad.conf:2: [Agent] LeaseRetryDelayVariance = \"101\": must be <= 100"}},
+      {"atime_mode_unknown", {{"bad.conf", A + "AtimeMode = lazytime\n"}}, {},
+       {"bad.conf:2: [Agent] AtimeMode = \"lazytime\": must be relatime, noatime or strictatime"}},
       {"attr_block_size_zero", {{"bad.conf", A + "AttrBlockSize = 0\n"}}, {},
        {"bad.conf:2: [Agent] AttrBlockSize = \"0\": must be >= 1"}},
       {"attr_block_size_2_32", {{"bad.conf", A + "AttrBlockSize = 4294967296\n"}}, {},

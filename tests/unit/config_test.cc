@@ -486,8 +486,8 @@ TEST_CASE("config: ConfigToJson uses INI names and durations as a person writes 
   c.SwiftTimeout = 20s;
   auto j = nlohmann::json::parse(agent::ConfigToJson(c, true));
   // 46 original keys + 3 RetryRPC* + FUSEAllowOther + control token + StateDirPath +
-  // CoherenceWindow + FlushOnClose
-  CHECK(j.size() == 54);
+  // CoherenceWindow + FlushOnClose + AtimeMode
+  CHECK(j.size() == 55);
   CHECK(j["StateDirPath"] == "/run/pfsagentd");
   CHECK(j["FlushOnClose"] == false);
   CHECK(j["CoherenceWindow"] == "40ms");
@@ -496,6 +496,7 @@ TEST_CASE("config: ConfigToJson uses INI names and durations as a person writes 
   CHECK(j["RetryRPCDeadlineIO"] == "1m");
   CHECK(j["EntryDuration"] == "0s");
   CHECK(j["HTTPServerControlToken"] == "");
+  CHECK(j["AtimeMode"] == "relatime");
   CHECK(j["SwiftRetryDelayVariance"] == 25);
   CHECK(j["SwiftRetryExpBackoff"] == 1.4);
   CHECK(j["FUSECongestionThreshhold"] == 0);

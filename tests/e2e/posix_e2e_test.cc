@@ -1,0 +1,436 @@
+// End-to-end tests of the last POSIX gaps (issue 16): nlink 0 of unlinked/replaced open files
+// and of removed open directories, st_blocks of sparse files, access-time updates, O_TMPFILE.
+// The real pfsagentd mounts a pfs-emulator volume via FUSE. Needs root and /dev/fuse.
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "tests/e2e/agent_harness.h"
+
+namespace {
+
+using e2e::AgentProcess;
+using emulator::EmulatorProcess;
+
+struct Mount {
+  explicit Mount(std::vector<std::string> agent_extra = {}) : extra(std::move(agent_extra)) {
+    work = e2e::MakeTempDir("posix");
+    REQUIRE(!work.empty());
+    auto e = EmulatorProcess::Start({});
+    REQUIRE(e.ok());
+    emu = std::move(*e);
+    StartAgent();
+  }
+  void StartAgent() {
+    agent.reset();
+    auto a = AgentProcess::Start(emu->info(), work, extra);
+    if (!a.ok()) FAIL("agent start: " << a.error().Message());
+    agent = std::move(*a);
+  }
+  ~Mount() {
+    agent.reset();
+    emu.reset();
+    if (!work.empty() && !e2e::IsMounted(work + "/mnt")) {
+      std::error_code ec;
+      std::filesystem::remove_all(work, ec);
+    }
+  }
+  std::string P(const std::string& rel) const { return agent->Path(rel); }
+
+  std::vector<std::string> extra;
+  std::string work;
+  std::unique_ptr<EmulatorProcess> emu;
+  std::unique_ptr<AgentProcess> agent;
+};
+
+uint64_t Ns(const struct timespec& t) {
+  return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
+}
+
+// Reads the whole file through `fd` from offset 0; returns the bytes read.
+size_t ReadAll(int fd) {
+  std::string buf(1 << 20, '\0');
+  size_t total = 0;
+  for (;;) {
+    ssize_t n = pread(fd, buf.data(), buf.size(), static_cast<off_t>(total));
+    if (n <= 0) break;
+    total += static_cast<size_t>(n);
+  }
+  return total;
+}
+
+}  // namespace
+
+TEST_CASE("posix e2e: nlink 0 for unlinked or replaced open files and removed open dirs",
+          "[e2e]") {
+  Mount m;
+  // unlink of an open file
+  int fd = open(m.P("u").c_str(), O_RDWR | O_CREAT, 0644);
+  REQUIRE(fd >= 0);
+  REQUIRE(write(fd, "abc", 3) == 3);
+  struct stat st {};
+  REQUIRE(fstat(fd, &st) == 0);
+  CHECK(st.st_nlink == 1);
+  REQUIRE(unlink(m.P("u").c_str()) == 0);
+  REQUIRE(fstat(fd, &st) == 0);
+  CHECK(st.st_nlink == 0);
+  CHECK(st.st_size == 3);
+  REQUIRE(close(fd) == 0);
+
+  // rename onto an open file
+  REQUIRE(e2e::WriteFile(m.P("a"), "new") == 0);
+  REQUIRE(e2e::WriteFile(m.P("b"), "old") == 0);
+  fd = open(m.P("b").c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  REQUIRE(rename(m.P("a").c_str(), m.P("b").c_str()) == 0);
+  REQUIRE(fstat(fd, &st) == 0);
+  CHECK(st.st_nlink == 0);
+  char buf[4] = {};
+  CHECK(pread(fd, buf, 3, 0) == 3);
+  CHECK(std::string(buf, 3) == "old");
+  REQUIRE(close(fd) == 0);
+  REQUIRE(stat(m.P("b").c_str(), &st) == 0);
+  CHECK(st.st_nlink == 1);
+
+  // rename of a directory onto an empty directory held open
+  REQUIRE(mkdir(m.P("d1").c_str(), 0755) == 0);
+  REQUIRE(e2e::WriteFile(m.P("d1/f"), "x") == 0);
+  REQUIRE(mkdir(m.P("d2").c_str(), 0755) == 0);
+  int dfd = open(m.P("d2").c_str(), O_RDONLY | O_DIRECTORY);
+  REQUIRE(dfd >= 0);
+  REQUIRE(rename(m.P("d1").c_str(), m.P("d2").c_str()) == 0);
+  struct stat dst {};
+  CHECK(fstat(dfd, &dst) == 0);
+  CHECK(dst.st_nlink == 0);
+  CHECK(S_ISDIR(dst.st_mode));
+  DIR* d = fdopendir(dfd);
+  REQUIRE(d != nullptr);
+  errno = 0;
+  int names = 0;
+  while (readdir(d) != nullptr) names++;
+  CHECK(names == 0);  // the kernel refuses to list a dead directory (errno ENOENT)
+  closedir(d);
+  REQUIRE(stat(m.P("d2/f").c_str(), &st) == 0);  // the moved directory is in place
+
+  // rmdir of an open directory
+  REQUIRE(mkdir(m.P("d3").c_str(), 0755) == 0);
+  dfd = open(m.P("d3").c_str(), O_RDONLY | O_DIRECTORY);
+  REQUIRE(dfd >= 0);
+  REQUIRE(rmdir(m.P("d3").c_str()) == 0);
+  CHECK(fstat(dfd, &dst) == 0);
+  CHECK(dst.st_nlink == 0);
+  close(dfd);
+  CHECK(m.agent->Stop() == 0);
+}
+
+TEST_CASE("posix e2e: a sparse file takes fewer blocks than its size once its extents are known",
+          "[e2e]") {
+  Mount m;
+  const off_t far = 8 << 20;
+  int fd = open(m.P("sparse").c_str(), O_RDWR | O_CREAT, 0644);
+  REQUIRE(fd >= 0);
+  std::string a = e2e::Pattern(4096, 1);
+  REQUIRE(pwrite(fd, a.data(), a.size(), 0) == 4096);
+  REQUIRE(pwrite(fd, a.data(), a.size(), far) == 4096);
+  REQUIRE(close(fd) == 0);
+
+  fd = open(m.P("sparse").c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  CHECK(ReadAll(fd) == static_cast<size_t>(far + 4096));  // learns the extent map
+  struct stat st {};
+  bool small = false;
+  for (int i = 0; i < 30 && !small; ++i) {  // attributes cached by the kernel expire in 1 s
+    REQUIRE(fstat(fd, &st) == 0);
+    small = static_cast<uint64_t>(st.st_blocks) * 512 < static_cast<uint64_t>(st.st_size);
+    if (!small) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(st.st_size == far + 4096);
+  CHECK(small);
+  CHECK(st.st_blocks * 512 >= 8192);  // the two written pieces are counted
+  CHECK(st.st_blocks * 512 < 1 << 20);
+  close(fd);
+
+  // A fully written file: st_blocks covers its size.
+  REQUIRE(e2e::WriteFile(m.P("dense"), e2e::Pattern(100000, 2)) == 0);
+  REQUIRE(stat(m.P("dense").c_str(), &st) == 0);
+  CHECK(st.st_blocks * 512 >= 100000);
+  CHECK(m.agent->Stop() == 0);
+}
+
+TEST_CASE("posix e2e: relatime updates atime after a read, once; noatime never", "[e2e]") {
+  Mount m;
+  REQUIRE(e2e::WriteFile(m.P("f"), "hello") == 0);
+  struct stat before {};
+  REQUIRE(stat(m.P("f").c_str(), &before) == 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  int fd = open(m.P("f").c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  CHECK(ReadAll(fd) == 5);
+  close(fd);
+  struct stat after {};
+  REQUIRE(stat(m.P("f").c_str(), &after) == 0);
+  CHECK(Ns(after.st_atim) > Ns(before.st_atim));
+  CHECK(Ns(after.st_atim) >= Ns(after.st_mtim));
+  CHECK(Ns(after.st_mtim) == Ns(before.st_mtim));
+
+  // Relatime: atime is now newer than mtime, so a second read does not move it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  fd = open(m.P("f").c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  CHECK(ReadAll(fd) == 5);
+  close(fd);
+  struct stat again {};
+  REQUIRE(stat(m.P("f").c_str(), &again) == 0);
+  CHECK(Ns(again.st_atim) == Ns(after.st_atim));
+
+  // The update reached the server: a new agent sees it.
+  REQUIRE(m.agent->Stop() == 0);
+  m.StartAgent();
+  struct stat restarted {};
+  REQUIRE(stat(m.P("f").c_str(), &restarted) == 0);
+  CHECK(Ns(restarted.st_atim) == Ns(after.st_atim));
+  CHECK(m.agent->Stop() == 0);
+
+  Mount n({"AtimeMode: noatime"});
+  REQUIRE(e2e::WriteFile(n.P("g"), "hello") == 0);
+  REQUIRE(stat(n.P("g").c_str(), &before) == 0);
+  fd = open(n.P("g").c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  CHECK(ReadAll(fd) == 5);
+  close(fd);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  REQUIRE(stat(n.P("g").c_str(), &after) == 0);
+  CHECK(Ns(after.st_atim) == Ns(before.st_atim));
+  CHECK(n.agent->Stop() == 0);
+}
+
+TEST_CASE("posix e2e: O_TMPFILE is a clear refusal (libfuse 3.14 has no tmpfile operation)",
+          "[e2e]") {
+  Mount m;
+  int fd = open(m.agent->mnt().c_str(), O_TMPFILE | O_RDWR, 0600);
+  int err = fd < 0 ? errno : 0;
+  if (fd >= 0) close(fd);
+  CHECK(err == EOPNOTSUPP);
+  // Named temporary files (the usual fallback) work.
+  char tmpl[256];
+  snprintf(tmpl, sizeof(tmpl), "%s/tmpXXXXXX", m.agent->mnt().c_str());
+  fd = mkstemp(tmpl);
+  REQUIRE(fd >= 0);
+  REQUIRE(write(fd, "t", 1) == 1);
+  REQUIRE(unlink(tmpl) == 0);
+  close(fd);
+  CHECK(m.agent->Stop() == 0);
+}
+
+namespace {
+
+// Runs f() in a child with uid/gid `id` (supplementary groups dropped); returns its exit code.
+template <typename F>
+int AsUser(uint32_t id, F&& f) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (setgroups(0, nullptr) != 0 || setresgid(id, id, id) != 0 || setresuid(id, id, id) != 0) {
+      _exit(200);
+    }
+    _exit(f());
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+}
+
+// What the table below expects of a mount (after creation, restart, on a second agent).
+void CheckSpecialTable(const std::string& mnt) {
+  auto P = [&](const char* rel) { return mnt + "/" + rel; };
+  struct stat st {};
+  REQUIRE(lstat(P("fifo").c_str(), &st) == 0);
+  CHECK(S_ISFIFO(st.st_mode));
+  CHECK((st.st_mode & 07777) == 0640);
+  REQUIRE(lstat(P("chr").c_str(), &st) == 0);
+  CHECK(S_ISCHR(st.st_mode));
+  CHECK(st.st_rdev == makedev(1, 3));
+  REQUIRE(lstat(P("blk").c_str(), &st) == 0);
+  CHECK(S_ISBLK(st.st_mode));
+  CHECK(st.st_rdev == makedev(7, 200));
+  REQUIRE(lstat(P("sock").c_str(), &st) == 0);
+  CHECK(S_ISSOCK(st.st_mode));
+  REQUIRE(lstat(P("suid").c_str(), &st) == 0);
+  CHECK(S_ISREG(st.st_mode));
+  CHECK((st.st_mode & 07777) == 04755);
+  REQUIRE(lstat(P("sgid").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 02755);
+  REQUIRE(lstat(P("sticky").c_str(), &st) == 0);
+  CHECK(S_ISDIR(st.st_mode));
+  CHECK((st.st_mode & 07777) == 01777);
+  REQUIRE(lstat(P("shared").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 02775);
+  REQUIRE(lstat(P("shared/sub").c_str(), &st) == 0);
+  CHECK((st.st_mode & S_ISGID) != 0);
+  CHECK(st.st_gid == 4242);
+  REQUIRE(lstat(P("shared/file").c_str(), &st) == 0);
+  CHECK(st.st_gid == 4242);
+  REQUIRE(lstat(P("plain").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0644);
+  REQUIRE(lstat(P("kill").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0755);
+  // FIFO between two processes on this mount.
+  pid_t w = fork();
+  if (w == 0) {
+    int fd = open(P("fifo").c_str(), O_WRONLY);
+    if (fd < 0) _exit(1);
+    _exit(write(fd, "ping", 4) == 4 ? 0 : 2);
+  }
+  int fd = open(P("fifo").c_str(), O_RDONLY);
+  CHECK(fd >= 0);
+  char buf[8] = {};
+  if (fd >= 0) {
+    CHECK(read(fd, buf, sizeof(buf)) == 4);
+    close(fd);
+  }
+  int ws = 0;
+  waitpid(w, &ws, 0);
+  CHECK(WIFEXITED(ws));
+  CHECK(WEXITSTATUS(ws) == 0);
+  CHECK(std::string(buf) == "ping");
+  // Sticky directory: user 1001 cannot remove or rename user 1000's file.
+  CHECK(AsUser(1001, [&] { return unlink(P("sticky/mine").c_str()) == 0 ? 0 : errno; }) == EPERM);
+  CHECK(AsUser(1001, [&] {
+          return rename(P("sticky/mine").c_str(), P("sticky/taken").c_str()) == 0 ? 0 : errno;
+        }) == EPERM);
+  REQUIRE(lstat(P("sticky/mine").c_str(), &st) == 0);
+  // The reserved attribute is invisible.
+  CHECK(getxattr(P("fifo").c_str(), "pfsagent.posix.v1", buf, sizeof(buf)) < 0);
+}
+
+}  // namespace
+
+TEST_CASE("posix e2e: FIFOs, sockets, devices and set-uid/set-gid/sticky persist", "[e2e]") {
+  Mount m;
+  std::string mnt = m.agent->mnt();
+  auto P = [&](const char* rel) { return m.P(rel); };
+  umask(0);
+  REQUIRE(mkfifo(P("fifo").c_str(), 0640) == 0);
+  REQUIRE(mknod(P("chr").c_str(), S_IFCHR | 0600, makedev(1, 3)) == 0);
+  REQUIRE(mknod(P("blk").c_str(), S_IFBLK | 0600, makedev(7, 200)) == 0);
+  // Unix socket: bind creates it, connect reaches the listener.
+  int ls = socket(AF_UNIX, SOCK_STREAM, 0);
+  REQUIRE(ls >= 0);
+  sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  std::string sp = P("sock");
+  REQUIRE(sp.size() < sizeof(addr.sun_path));
+  memcpy(addr.sun_path, sp.c_str(), sp.size() + 1);
+  REQUIRE(bind(ls, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  REQUIRE(listen(ls, 1) == 0);
+  int cs = socket(AF_UNIX, SOCK_STREAM, 0);
+  REQUIRE(cs >= 0);
+  CHECK(connect(cs, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  close(cs);
+  close(ls);
+  REQUIRE(e2e::WriteFile(P("suid"), "#!/bin/sh\n") == 0);
+  REQUIRE(chmod(P("suid").c_str(), 04755) == 0);
+  REQUIRE(e2e::WriteFile(P("sgid"), "x") == 0);
+  REQUIRE(chmod(P("sgid").c_str(), 02755) == 0);
+  REQUIRE(mkdir(P("sticky").c_str(), 0777) == 0);
+  REQUIRE(chmod(P("sticky").c_str(), 01777) == 0);
+  CHECK(AsUser(1000, [&] { return e2e::WriteFile(mnt + "/sticky/mine", "m"); }) == 0);
+  REQUIRE(mkdir(P("shared").c_str(), 0775) == 0);
+  REQUIRE(chown(P("shared").c_str(), 0, 4242) == 0);
+  REQUIRE(chmod(P("shared").c_str(), 02775) == 0);
+  REQUIRE(mkdir(P("shared/sub").c_str(), 0755) == 0);
+  REQUIRE(e2e::WriteFile(P("shared/file"), "f") == 0);
+  REQUIRE(e2e::WriteFile(P("plain"), "p") == 0);
+  REQUIRE(chmod(P("plain").c_str(), 0644) == 0);
+  // A write by a non-root owner clears set-uid/set-gid (the kernel sends the SETATTR), also
+  // in the recorded bits.
+  REQUIRE(e2e::WriteFile(P("kill"), "k") == 0);
+  REQUIRE(chown(P("kill").c_str(), 1000, 1000) == 0);
+  REQUIRE(chmod(P("kill").c_str(), 06755) == 0);
+  CHECK(AsUser(1000, [&] { return e2e::WriteFile(mnt + "/kill", "more", O_APPEND); }) == 0);
+  struct stat ks {};
+  REQUIRE(stat(P("kill").c_str(), &ks) == 0);
+  CHECK((ks.st_mode & 07777) == 0755);
+  umask(022);
+  SECTION("on this agent") { CheckSpecialTable(mnt); }
+  SECTION("after the agent restarts") {
+    REQUIRE(m.agent->Stop() == 0);
+    m.StartAgent();
+    CheckSpecialTable(m.agent->mnt());
+  }
+  SECTION("with readdirplus: the listing carries the real type") {
+    m.extra = {"ReadDirPlusEnabled: true"};
+    REQUIRE(m.agent->Stop() == 0);
+    m.StartAgent();
+    DIR* d = opendir(m.agent->mnt().c_str());
+    REQUIRE(d != nullptr);
+    unsigned char fifo_type = DT_UNKNOWN;
+    while (dirent* de = readdir(d)) {
+      if (std::string(de->d_name) == "fifo") fifo_type = de->d_type;
+    }
+    closedir(d);
+    CHECK(fifo_type == DT_FIFO);
+    CheckSpecialTable(m.agent->mnt());
+  }
+  SECTION("on a second agent of the same volume") {
+    std::string work2 = e2e::MakeTempDir("posix2");
+    REQUIRE(!work2.empty());
+    {
+      auto a2 = AgentProcess::Start(m.emu->info(), work2);
+      if (!a2.ok()) FAIL("second agent: " << a2.error().Message());
+      CheckSpecialTable((*a2)->mnt());
+      CHECK((*a2)->Stop() == 0);
+    }
+    std::error_code ec;
+    if (!e2e::IsMounted(work2 + "/mnt")) std::filesystem::remove_all(work2, ec);
+  }
+  CHECK(m.agent->Stop() == 0);
+}
+
+TEST_CASE("posix e2e: ordinary files cost no reserved-attribute RPC; a special file one", "[e2e]") {
+  Mount m;
+  REQUIRE(mkdir(m.P("d").c_str(), 0755) == 0);
+  for (int i = 0; i < 20; ++i) {
+    REQUIRE(e2e::WriteFile(m.P("d/f" + std::to_string(i)), "x") == 0);
+  }
+  REQUIRE(mkfifo(m.P("d/fifo").c_str(), 0600) == 0);
+  REQUIRE(m.agent->Stop() == 0);
+  m.StartAgent();  // nothing known: every attribute comes from the server
+  REQUIRE(m.emu->Control("reset_counters").ok());
+  struct stat st {};
+  for (int i = 0; i < 20; ++i) {
+    REQUIRE(stat(m.P("d/f" + std::to_string(i)).c_str(), &st) == 0);
+    REQUIRE(chmod(m.P("d/f" + std::to_string(i)).c_str(), 0600) == 0);
+  }
+  DIR* d = opendir(m.P("d").c_str());
+  REQUIRE(d != nullptr);
+  while (readdir(d) != nullptr) {
+  }
+  closedir(d);
+  auto c = m.emu->Control("counters");
+  REQUIRE(c.ok());
+  auto rpcs = (*c)["rpcs"];
+  CHECK(rpcs.value("RpcGetXAttr", 0) == 0);
+  CHECK(rpcs.value("RpcSetXAttr", 0) == 0);
+  CHECK(rpcs.value("RpcSetTime", 0) == 0);
+  REQUIRE(lstat(m.P("d/fifo").c_str(), &st) == 0);
+  CHECK(S_ISFIFO(st.st_mode));
+  REQUIRE(lstat(m.P("d/fifo").c_str(), &st) == 0);  // known for this ctime: no second read
+  c = m.emu->Control("counters");
+  REQUIRE(c.ok());
+  CHECK((*c)["rpcs"].value("RpcGetXAttr", 0) == 1);
+  CHECK(m.agent->Stop() == 0);
+}
