@@ -812,6 +812,7 @@ uint64_t DataCache::DirtyBytes(uint64_t ino) const { return impl_->DirtyBytes(in
 DataCache::DropStats DataCache::DropReadCache() {
   auto [lines, bytes] = impl_->DropReadCache();
   return DropStats{lines, bytes};
+}
 std::optional<uint64_t> DataCache::AllocatedBytes(uint64_t ino, uint64_t file_size) const {
   return impl_->AllocatedBytes(ino, file_size);
 }

@@ -1012,7 +1012,8 @@ void Volume::ImportKernelState(const KernelState& state) {
   for (const auto& h : state.handles) {
     auto n = GetInode(h.ino);
     std::lock_guard<std::mutex> l(mu_);
-    handles_[h.fh] = Handle{h.ino, h.flags, h.dir};
+    // A directory handle gets a fresh stream: its next READDIR fetches again.
+    handles_[h.fh] = Handle{h.ino, h.flags, h.dir, h.dir ? NewDirStream() : nullptr};
     if (!h.dir) {
       n->type = S_IFREG;
       n->open_count++;

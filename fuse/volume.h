@@ -367,6 +367,7 @@ class Volume {
   // A directory stream's last RpcReaddir(Plus)ByLoc batch (volume_dir.cc), so one RPC of
   // ReaddirMaxEntries names serves the kernel's successive READDIR requests.
   struct DirStream;
+  static std::shared_ptr<DirStream> NewDirStream();  // volume_dir.cc (DirStream is private there)
   struct Handle {
     uint64_t ino = 0;
     int flags = 0;

@@ -36,6 +36,8 @@ struct Volume::DirStream {
   std::vector<j::StatStruct> stats;
 };
 
+std::shared_ptr<Volume::DirStream> Volume::NewDirStream() { return std::make_shared<DirStream>(); }
+
 Result<OpenReply> Volume::OpenDir(uint64_t ino) {
   bool known_dir = false;
   OpenReply rep;
