@@ -572,17 +572,17 @@ std::string RedactPlugInEnvValue(const std::string& value) {
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
-base::Result<AgentConfig> LoadConfig(const std::string& path,
-                                     const std::vector<std::string>& overrides,
-                                     std::vector<std::string>* warnings) {
-  ini::Document doc;
-  base::Status st = ini::ParseFile(path, &doc);
-  if (!st.ok()) return st.error();
+namespace {
+
+// Applies `overrides` to the parsed `doc`, then types and validates its [Agent] section.
+base::Result<AgentConfig> ConfigFromDocument(ini::Document doc, const std::string& display,
+                                             const std::vector<std::string>& overrides,
+                                             std::vector<std::string>* warnings) {
+  base::Status st = base::Ok();
   for (size_t i = 0; i < overrides.size(); ++i) {
     st = ini::ApplyOverride(overrides[i], static_cast<int>(i) + 1, &doc);
     if (!st.ok()) return st.error();
   }
-  const std::string display = path == "-" ? "<stdin>" : path;
   auto warn = [&](const std::string& w) {
     if (warnings) warnings->push_back(w);
   };
@@ -622,6 +622,27 @@ base::Result<AgentConfig> LoadConfig(const std::string& path,
   st = Validate(cfg, loader);
   if (!st.ok()) return st.error();
   return cfg;
+}
+
+}  // namespace
+
+base::Result<AgentConfig> LoadConfig(const std::string& path,
+                                     const std::vector<std::string>& overrides,
+                                     std::vector<std::string>* warnings) {
+  ini::Document doc;
+  base::Status st = ini::ParseFile(path, &doc);
+  if (!st.ok()) return st.error();
+  return ConfigFromDocument(std::move(doc), path == "-" ? "<stdin>" : path, overrides, warnings);
+}
+
+base::Result<AgentConfig> LoadConfigText(std::string_view text, const std::string& display_name,
+                                         const std::string& base_dir,
+                                         const std::vector<std::string>& overrides,
+                                         std::vector<std::string>* warnings) {
+  ini::Document doc;
+  base::Status st = ini::ParseText(text, display_name, base_dir, &doc);
+  if (!st.ok()) return st.error();
+  return ConfigFromDocument(std::move(doc), display_name, overrides, warnings);
 }
 
 std::string ConfigToJson(const AgentConfig& config, bool redact) {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -123,6 +124,14 @@ struct AgentConfig {
 base::Result<AgentConfig> LoadConfig(const std::string& path,
                                      const std::vector<std::string>& overrides,
                                      std::vector<std::string>* warnings);
+
+// As LoadConfig, for configuration text already in memory: `display_name` stands for the file
+// in messages and `base_dir` resolves relative `.include`s (which are read from disk). Used by
+// the config fuzz target (tests/fuzz).
+base::Result<AgentConfig> LoadConfigText(std::string_view text, const std::string& display_name,
+                                         const std::string& base_dir,
+                                         const std::vector<std::string>& overrides,
+                                         std::vector<std::string>* warnings);
 
 // The config as an indented JSON object with one field per key (INI names), durations as the
 // strings a person writes (FormatDuration: "60s" -> "1m", "100ms", "1.5s"; LoadConfig accepts

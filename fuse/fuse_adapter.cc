@@ -828,6 +828,9 @@ base::Status FuseAdapter::Mount() {
   for (auto& a : argv_s) argv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
   session_ = fuse_session_new(&args, &LowLevelOps(), sizeof(fuse_lowlevel_ops), this);
+  // fuse_session_new parses `args` in place, leaving a heap copy of the argument vector in it
+  // (26 bytes per mount, reported by LeakSanitizer); the session keeps no pointer into it.
+  fuse_opt_free_args(&args);
   if (session_ == nullptr) return base::Error(EINVAL, "fuse_session_new failed (bad options?)");
   if (fuse_session_mount(session_, opts_.mountpoint.c_str()) != 0) {
     fuse_session_destroy(session_);

@@ -5,13 +5,16 @@ set -euo pipefail
 
 PACKAGES=(
   # build
-  cmake g++ make pkg-config ccache
+  cmake g++ make ninja-build pkg-config ccache
   libfuse3-dev libcurl4-openssl-dev nlohmann-json3-dev libinih-dev libboost-dev
   libssl-dev libspdlog-dev catch2
   # run and test
   fuse3 openssl curl procps psmisc python3 systemd
   # Debian package (CPack: dpkg-shlibdeps, file) and its test (a clean Debian 12 root), lintian
   dpkg-dev file mmdebstrap lintian iproute2
+  # fuzz phase of scripts/test.sh: clang with libFuzzer (libclang_rt.fuzzer lives in
+  # libclang-rt-14-dev, which clang-14 does not depend on; installed with --no-install-recommends)
+  clang libclang-rt-14-dev
 )
 # Real-Swift tier (spec: shared/notes/real-swift.md).
 SWIFT_PACKAGES=(swift swift-proxy swift-account swift-container swift-object python3-swift memcached)

@@ -81,6 +81,41 @@ base::Result<nlohmann::json> ParseJsonRpcReply(const std::string& body, uint64_t
   return *result;
 }
 
+base::Result<MountInfo> ParseMountResult(const nlohmann::json& r, const std::string& account) {
+  auto bad = [&](const std::string& why) {
+    return base::Error(EIO, "mount of account " + account + ": bad reply: " + why);
+  };
+  if (!r.is_object()) return bad("result is not an object");
+  MountInfo info;
+  info.account = account;
+  auto mid = r.find("MountID");
+  if (mid == r.end() || !mid->is_string() || mid->get<std::string>().empty()) {
+    return bad("MountID missing");
+  }
+  info.mount_id = mid->get<std::string>();
+  if (auto it = r.find("RootDirInodeNumber"); it != r.end() && !it->is_null()) {
+    if (!it->is_number_integer()) return bad("RootDirInodeNumber is not an integer");
+    info.root_dir_inode = it->get<int64_t>();
+  }
+  if (auto it = r.find("RetryRPCPublicIPAddr"); it != r.end() && !it->is_null()) {
+    if (!it->is_string()) return bad("RetryRPCPublicIPAddr is not a string");
+    info.retryrpc_host = it->get<std::string>();
+  }
+  if (auto it = r.find("RetryRPCPort"); it != r.end() && !it->is_null()) {
+    if (!it->is_number_unsigned() || it->get<uint64_t>() > 65535) {
+      return bad("RetryRPCPort is not a port number");
+    }
+    info.retryrpc_port = static_cast<uint16_t>(it->get<uint64_t>());
+  }
+  if (auto it = r.find("RootCAx509CertificatePEM"); it != r.end() && !it->is_null()) {
+    if (!it->is_string()) return bad("RootCAx509CertificatePEM is not a string");
+    auto pem = DecodeBase64(it->get<std::string>());
+    if (!pem.ok()) return bad("RootCAx509CertificatePEM: " + pem.error().Message());
+    info.root_ca_pem = std::move(pem.value());
+  }
+  return info;
+}
+
 base::Result<nlohmann::json> ProxyfsMounter::Call(const std::string& method,
                                                   const nlohmann::ordered_json& params) {
   const uint64_t id = ++last_id_;
@@ -122,39 +157,7 @@ base::Result<MountInfo> ProxyfsMounter::Mount(uint64_t mount_options, uint64_t a
   params["AuthGroupID"] = auth_group_id;
   auto result = Call("RpcMountByAccountName", params);
   if (!result.ok()) return result.error().Wrap("mount of account " + *account);
-  const nlohmann::json& r = *result;
-  auto bad = [&](const std::string& why) {
-    return base::Error(EIO, "mount of account " + *account + ": bad reply: " + why);
-  };
-  if (!r.is_object()) return bad("result is not an object");
-  MountInfo info;
-  info.account = *account;
-  auto mid = r.find("MountID");
-  if (mid == r.end() || !mid->is_string() || mid->get<std::string>().empty()) {
-    return bad("MountID missing");
-  }
-  info.mount_id = mid->get<std::string>();
-  if (auto it = r.find("RootDirInodeNumber"); it != r.end() && !it->is_null()) {
-    if (!it->is_number_integer()) return bad("RootDirInodeNumber is not an integer");
-    info.root_dir_inode = it->get<int64_t>();
-  }
-  if (auto it = r.find("RetryRPCPublicIPAddr"); it != r.end() && !it->is_null()) {
-    if (!it->is_string()) return bad("RetryRPCPublicIPAddr is not a string");
-    info.retryrpc_host = it->get<std::string>();
-  }
-  if (auto it = r.find("RetryRPCPort"); it != r.end() && !it->is_null()) {
-    if (!it->is_number_unsigned() || it->get<uint64_t>() > 65535) {
-      return bad("RetryRPCPort is not a port number");
-    }
-    info.retryrpc_port = static_cast<uint16_t>(it->get<uint64_t>());
-  }
-  if (auto it = r.find("RootCAx509CertificatePEM"); it != r.end() && !it->is_null()) {
-    if (!it->is_string()) return bad("RootCAx509CertificatePEM is not a string");
-    auto pem = DecodeBase64(it->get<std::string>());
-    if (!pem.ok()) return bad("RootCAx509CertificatePEM: " + pem.error().Message());
-    info.root_ca_pem = std::move(pem.value());
-  }
-  return info;
+  return ParseMountResult(*result, *account);
 }
 
 base::Status ProxyfsMounter::Unmount(const std::string& mount_id) {

@@ -43,6 +43,10 @@ base::Result<std::string> DecodeBase64(const std::string& text);
 // Parses a JSON-RPC reply body; returns "result" (may be null) or the mapped error.
 base::Result<nlohmann::json> ParseJsonRpcReply(const std::string& body, uint64_t expected_id);
 
+// Checks and converts the "result" of Server.RpcMountByAccountName for `account`; EIO naming
+// the bad member. Exposed for tests and the fuzz target.
+base::Result<MountInfo> ParseMountResult(const nlohmann::json& result, const std::string& account);
+
 class ProxyfsMounter {
  public:
   // Both must outlive the mounter.

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <limits>
 
 namespace swift {
 namespace {
@@ -52,10 +53,34 @@ base::Result<ContentRange> ParseContentRange(const std::string& value) {
     cr.total = -1;
   } else {
     uint64_t t = 0;
-    if (!ParseU64(total, &t) || t <= cr.last) return bad();
+    // A total past INT64_MAX would turn negative, i.e. read as '*' (unknown): reject it.
+    if (!ParseU64(total, &t) || t <= cr.last ||
+        t > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      return bad();
+    }
     cr.total = static_cast<int64_t>(t);
   }
   return cr;
+}
+
+base::Status CheckRangeReply(const HttpResponse& r, uint64_t offset, uint64_t want_last) {
+  if (r.status == 200) return base::Ok();  // full object; sliced below
+  auto cr_header = r.Header("Content-Range");
+  if (!cr_header) return base::Error(EIO, "206 reply without Content-Range");
+  auto cr = ParseContentRange(*cr_header);
+  if (!cr.ok()) return cr.error();
+  if (cr->first != offset || cr->last > want_last) {
+    return base::Error(EIO, "Content-Range \"" + *cr_header + "\" does not match the request");
+  }
+  if (r.body.size() != cr->last - cr->first + 1) {
+    return base::Error(EIO, "206 body has " + std::to_string(r.body.size()) +
+                                " bytes but Content-Range \"" + *cr_header + "\" says " +
+                                std::to_string(cr->last - cr->first + 1));
+  }
+  if (cr->last < want_last && (cr->total < 0 || static_cast<uint64_t>(cr->total) != cr->last + 1)) {
+    return base::Error(EIO, "short range \"" + *cr_header + "\" although the object does not end there");
+  }
+  return base::Ok();
 }
 
 base::Result<std::string> SwiftObjectStore::GetRange(const std::string& container,
@@ -71,24 +96,8 @@ base::Result<std::string> SwiftObjectStore::GetRange(const std::string& containe
   req.headers.push_back("Range: bytes=" + std::to_string(offset) + "-" +
                         std::to_string(want_last));
   req.success = {200, 206};
-  req.validate = [offset, want_last](const HttpResponse& r) -> base::Status {
-    if (r.status == 200) return base::Ok();  // full object; sliced below
-    auto cr_header = r.Header("Content-Range");
-    if (!cr_header) return base::Error(EIO, "206 reply without Content-Range");
-    auto cr = ParseContentRange(*cr_header);
-    if (!cr.ok()) return cr.error();
-    if (cr->first != offset || cr->last > want_last) {
-      return base::Error(EIO, "Content-Range \"" + *cr_header + "\" does not match the request");
-    }
-    if (r.body.size() != cr->last - cr->first + 1) {
-      return base::Error(EIO, "206 body has " + std::to_string(r.body.size()) +
-                                  " bytes but Content-Range \"" + *cr_header + "\" says " +
-                                  std::to_string(cr->last - cr->first + 1));
-    }
-    if (cr->last < want_last && (cr->total < 0 || static_cast<uint64_t>(cr->total) != cr->last + 1)) {
-      return base::Error(EIO, "short range \"" + *cr_header + "\" although the object does not end there");
-    }
-    return base::Ok();
+  req.validate = [offset, want_last](const HttpResponse& r) {
+    return CheckRangeReply(r, offset, want_last);
   };
   auto resp = transport_->Do(req);
   if (!resp.ok()) return resp.error();

@@ -50,4 +50,9 @@ struct ContentRange {
 };
 base::Result<ContentRange> ParseContentRange(const std::string& value);
 
+// The GetRange validator: accepts a 200, or a 206 whose Content-Range and body match the asked
+// range [offset, want_last] as described at the top; EIO naming the mismatch otherwise.
+// Exposed for unit tests and the fuzz target.
+base::Status CheckRangeReply(const HttpResponse& r, uint64_t offset, uint64_t want_last);
+
 }  // namespace swift

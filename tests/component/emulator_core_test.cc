@@ -1175,7 +1175,10 @@ TEST_CASE("emucore: persistence across restart", "[emucore]") {
                     std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
   CoreOptions o;
   o.data_dir = dir.string();
-  std::string name_bin("bin\xff\x01 name\n", 13);
+  // 11 bytes: not UTF-8, a control byte, a space and a newline (the literal's size, not a
+  // hand-counted one: 13 read past its end, found by ASan).
+  static constexpr char kNameBin[] = "bin\xff\x01 name\n";
+  std::string name_bin(kNameBin, sizeof(kNameBin) - 1);
   int64_t f, d, l, g;
   j::StatStruct fst, dst, rootst;
   std::string path1;

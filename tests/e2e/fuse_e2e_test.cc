@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "tests/e2e/agent_harness.h"
+#include "tests/test_time.h"
 
 namespace {
 
@@ -632,12 +633,16 @@ TEST_CASE("e2e: injected 503s, resets and token expiry lose nothing and return n
 
 TEST_CASE("e2e: ls -l is answered from one listing (readdir attribute cache), changes seen",
           "[e2e][perf]") {
-  Volume v;
+  // The walk below must finish within one entry/attribute lifetime, so both stretch with the
+  // sanitizer time scale (under ASan -O0 a 1 s lifetime expired mid-walk: 8 RpcLookupPlus).
+  const std::string ttl = std::to_string(pfs::test::TimeScale()) + "s";
+  Volume v({}, {"EntryDuration: " + ttl, "AttrDuration: " + ttl});
   REQUIRE(mkdir(v.P("many").c_str(), 0755) == 0);
   for (int i = 0; i < 200; ++i) {
     REQUIRE(e2e::WriteFile(v.P("many/e" + std::to_string(i)), std::string(i, 'z')) == 0);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // kernel dentries expire
+  // Kernel dentries expire.
+  std::this_thread::sleep_for(pfs::test::Scaled(std::chrono::milliseconds(1200)));
   REQUIRE(v.emu->Control("reset_counters").ok());
   // What `ls -l` does: readdir, then lstat of every name.
   std::map<std::string, off_t> sizes;
@@ -660,7 +665,7 @@ TEST_CASE("e2e: ls -l is answered from one listing (readdir attribute cache), ch
   auto rpcs = (*counters)["rpcs"];
   auto count = [&](const char* m) { return rpcs.contains(m) ? rpcs[m].get<int64_t>() : 0; };
   // 200 names, no per-name RPC: only "many" itself may be looked up / stat'ed again (its
-  // kernel dentry expires after 1 s).
+  // kernel dentry expires after one lifetime).
   CHECK(count("RpcLookupPlus") <= 5);
   CHECK(count("RpcGetStat") <= 5);
   CHECK(count("RpcReaddirPlusByLoc") >= 1);

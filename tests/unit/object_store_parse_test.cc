@@ -16,6 +16,10 @@ TEST_CASE("Content-Range parsing", "[object_store]") {
   CHECK_FALSE(swift::ParseContentRange("bytes 0-99/99").ok());
   CHECK_FALSE(swift::ParseContentRange("items 0-1/2").ok());
   CHECK_FALSE(swift::ParseContentRange("bytes */100").ok());
+  // Totals must fit int64 (a larger one used to wrap negative and read as '*').
+  CHECK(swift::ParseContentRange("bytes 0-1/9223372036854775807").ok());
+  CHECK_FALSE(swift::ParseContentRange("bytes 0-1/9223372036854775808").ok());
+  CHECK_FALSE(swift::ParseContentRange("bytes 0-1/18446744073709551615").ok());
   CHECK(swift::EscapePathSegment("Replicated3Way_00000A1") == "Replicated3Way_00000A1");
   CHECK(swift::EscapePathSegment("a b/c") == "a%20b%2Fc");
 }
