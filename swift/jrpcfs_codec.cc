@@ -662,6 +662,9 @@ bool AsciiEqualFold(std::string_view a, std::string_view b) {
 }  // namespace
 
 const Json* FindMember(const Json& obj, const char* name) {
+  // Not an object: no members (iterating an array or scalar and asking key() would throw;
+  // found by jrpcfs_codec_fuzz).
+  if (!obj.is_object()) return nullptr;
   auto it = obj.find(name);
   if (it != obj.end()) return &*it;
   for (auto jt = obj.begin(); jt != obj.end(); ++jt) {

@@ -56,7 +56,7 @@ base::Result<Json> Parse(std::string_view text);
 std::string Dump(const Json& j);
 
 // Go's member matching: the exact name if present, else the first case-insensitive (ASCII)
-// match; nullptr when absent.
+// match; nullptr when absent or when `obj` is not an object.
 const Json* FindMember(const Json& obj, const char* name);
 
 // Standard base64 with '=' padding (RFC 4648 §4). Decode rejects anything not canonical-length

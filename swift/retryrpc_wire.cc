@@ -137,7 +137,9 @@ base::Result<ReplyEnvelope> DecodeReply(std::string_view body) {
   PFS_RETURN_IF_ERROR(GetU64(*j, "reply", "requestid", &rep.requestid));
   PFS_RETURN_IF_ERROR(GetString(*j, "reply", "errstr", &rep.errstr));
   const Json* result = Member(*j, "result");
-  rep.result = result == nullptr ? Json(nullptr) : *result;
+  // A reply carrying an error has no result (ReplyEnvelope's contract), whatever a peer sent
+  // alongside the errstr (found by retryrpc_wire_fuzz).
+  rep.result = result == nullptr || !rep.errstr.empty() ? Json(nullptr) : *result;
   return rep;
 }
 
