@@ -710,6 +710,7 @@ base::Status FuseAdapter::Adopt(int fd, const InitParams& init) {
   for (auto& a : argv_s) argv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
   session_ = fuse_session_new(&args, &LowLevelOps(), sizeof(fuse_lowlevel_ops), this);
+  fuse_opt_free_args(&args);  // the heap copy fuse_session_new leaves in `args` (as in Mount)
   if (session_ == nullptr) return base::Error(EINVAL, "fuse_session_new failed (bad options?)");
   // libfuse >= 3.3: a "/dev/fd/N" mount point means "already mounted, serve fd N".
   const std::string dev = "/dev/fd/" + std::to_string(fd);
