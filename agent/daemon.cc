@@ -34,6 +34,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/control.h"
+#include "agent/lease_binding.h"
 #include "agent/logging.h"
 #include "agent/mount_state.h"
 #include "agent/sd_notify.h"
@@ -43,7 +44,6 @@
 #include "cache/data_cache.h"
 #include "fuse/fuse_adapter.h"
 #include "fuse/volume.h"
-#include "lease/lease_manager.h"
 #include "plugins/plugin_host.h"
 #include "swift/http_transport.h"
 #include "swift/orphan_mount.h"
@@ -103,49 +103,6 @@ base::Result<std::string> ReadFile(const std::string& path) {
   ss << in.rdbuf();
   return ss.str();
 }
-
-// Routes upcalls of every retryrpc session to the LeaseManager, once there is one. Deliver runs
-// on a retryrpc I/O thread: OnUpcallBody only queues, so holding mu_ around it is cheap, and it
-// makes Set(nullptr) a barrier before the manager goes away.
-class UpcallRouter {
- public:
-  void Set(lease::LeaseManager* m) {
-    std::lock_guard<std::mutex> l(mu_);
-    manager_ = m;
-  }
-  void Deliver(const std::string& body) {
-    std::lock_guard<std::mutex> l(mu_);
-    if (manager_ != nullptr) {
-      manager_->OnUpcallBody(body);
-    } else {
-      spdlog::debug("upcall before the lease manager exists (ignored): {:.200}", body);
-    }
-  }
-  // A new mount: the server lost every lease of the old one. Never blocks.
-  void ServerForgotLeases() {
-    std::lock_guard<std::mutex> l(mu_);
-    if (manager_ != nullptr) manager_->ForgetAll();
-  }
-
- private:
-  std::mutex mu_;
-  lease::LeaseManager* manager_ = nullptr;
-};
-
-// The Volume's view of the LeaseManager.
-class ManagerLeaseGate : public pfsfuse::LeaseGate {
- public:
-  explicit ManagerLeaseGate(lease::LeaseManager& m) : m_(m) {}
-  base::Status AcquireShared(uint64_t ino) override { return m_.AcquireShared(ino); }
-  base::Status AcquireExclusive(uint64_t ino) override { return m_.AcquireExclusive(ino); }
-  bool HoldsExclusive(uint64_t ino) override {
-    return m_.StateOf(ino) == lease::LeaseState::kExclusiveGranted;
-  }
-  void Touch(uint64_t ino) override { m_.Touch(ino); }
-
- private:
-  lease::LeaseManager& m_;
-};
 
 // The new side of a takeover (agent/takeover.h): adopt the running agent's FUSE session.
 base::Status TakeOver(const AgentConfig& config, pfsfuse::Volume& volume,
@@ -328,8 +285,6 @@ int Run(const AgentConfig& config, const RunOptions& run) {
     ca_override = *pem;
   }
   UpcallRouter upcalls;  // outlives every session (they are owned by `meta` below)
-  // Set once the Volume exists; read by the lease hooks and the remount callback.
-  std::atomic<pfsfuse::Volume*> hook_volume{nullptr};
   // retryrpc options of the latest mount (the orphaned mounts of a predecessor use them too).
   swift::RetryRpcOptions latest_ropts;
   auto make_session = [&]() -> base::Result<std::shared_ptr<swift::MountSession>> {
@@ -389,12 +344,9 @@ int Run(const AgentConfig& config, const RunOptions& run) {
       *first, make_session, remount_opts,
       registry.GetCounter("pfsagent_remounts_total", "Mounts made again after the server "
                                                      "forgot ours (restart)"),
-      [&upcalls, &hook_volume]() {
-        // A new mount: the server lost every lease. First make the Volume stop relying on
-        // leases it cached (lock-free: we may be inside one of its operations), then reset the
-        // manager (its invalidate hooks run on its worker and also tell the kernel). Orphaned
-        // mounts of a predecessor died with the server too (their clients stop by themselves).
-        if (pfsfuse::Volume* v = hook_volume.load()) v->LeasesLost();
+      [&upcalls]() {
+        // A new mount: the server lost every lease (agent/lease_binding.h). Orphaned mounts of
+        // a predecessor died with the server too (their clients stop by themselves).
         upcalls.ServerForgotLeases();
       },
       record_mounts);
@@ -413,35 +365,8 @@ int Run(const AgentConfig& config, const RunOptions& run) {
   copts.dirty_segment_limit = config.DirtyLogSegmentLimit;
   auto data = std::make_unique<cache::DataCache>(copts, meta, objects, registry);
 
-  // Leases (AGENT.md §12, docs/semantics.md). The hooks reach the Volume and the FUSE adapter
-  // once they exist; before that there is no lease to give up (the Volume takes them all).
-  std::atomic<pfsfuse::FuseAdapter*> hook_adapter{nullptr};
-  lease::LeaseOptions lopts;
-  lopts.shared_lease_limit = config.SharedLeaseLimit;
-  lopts.exclusive_lease_limit = config.ExclusiveLeaseLimit;
-  lopts.retry_limit = config.LeaseRetryLimit;
-  lopts.retry_delay = std::max(std::chrono::milliseconds(1),
-                               std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   config.LeaseRetryDelay));
-  lopts.retry_backoff = config.LeaseRetryExpBackoff;
-  lopts.retry_variance_pct = config.LeaseRetryDelayVariance;
-  lease::LeaseHooks lhooks;
-  lhooks.flush = [&](uint64_t ino) -> base::Status {
-    if (pfsfuse::Volume* v = hook_volume.load()) return v->LeaseFlush(ino);
-    return data->Flush(ino);
-  };
-  lhooks.invalidate = [&](uint64_t ino) {
-    if (pfsfuse::Volume* v = hook_volume.load()) {
-      v->LeaseInvalidate(ino);
-    } else {
-      data->Invalidate(ino);
-    }
-    // Queued to the adapter's notifier thread: never blocks here, a no-op once FUSE is gone.
-    if (pfsfuse::FuseAdapter* a = hook_adapter.load()) a->InvalidateInode(ino);
-  };
-  auto leases = std::make_unique<lease::LeaseManager>(meta, registry, lopts, lhooks);
-  upcalls.Set(leases.get());
-  ManagerLeaseGate lease_gate(*leases);
+  // Leases (AGENT.md §12, docs/semantics.md): bound to the Volume and FUSE once they exist.
+  auto leases = std::make_unique<LeaseBinding>(meta, registry, LeaseOptionsFrom(config), upcalls);
 
   pfsfuse::VolumeOptions vopts;
   vopts.entry_timeout = config.EntryDuration;
@@ -452,15 +377,10 @@ int Run(const AgentConfig& config, const RunOptions& run) {
   vopts.xattr_enabled = config.XAttrEnabled;
   if (auto m = pfsfuse::ParseAtimeMode(config.AtimeMode); m.ok()) vopts.atime_mode = *m;
   vopts.readdir_max_entries = config.ReaddirMaxEntries;
-  auto volume = std::make_unique<pfsfuse::Volume>(vopts, meta, *data, &registry, &lease_gate);
-  hook_volume = volume.get();
+  auto volume = std::make_unique<pfsfuse::Volume>(vopts, meta, *data, &registry, &leases->gate());
+  leases->BindVolume(*volume);
   // Early returns below: stop lease work before the Volume and the cache go away.
-  auto stop_leases = [&]() {
-    upcalls.Set(nullptr);
-    leases->Stop();
-    hook_adapter = nullptr;
-    hook_volume = nullptr;
-  };
+  auto stop_leases = [&]() { leases->Stop(); };
 
   auto unmount_server = [&]() {
     auto s = meta.Current();
@@ -484,7 +404,7 @@ int Run(const AgentConfig& config, const RunOptions& run) {
   std::atomic<bool> fuse_alive{false};
   StatusServer::Providers providers;
   providers.config_json = [&config]() { return ConfigToJson(config, /*redact=*/true); };
-  providers.leases_json = [&leases]() { return leases->DumpJson(); };
+  providers.leases_json = [&leases]() { return leases->manager().DumpJson(); };
   providers.health = [&]() {
     HealthReport h;
     h.Add("mounted", fuse_alive.load(), fuse_alive.load() ? "" : "FUSE session not running");
@@ -505,7 +425,7 @@ int Run(const AgentConfig& config, const RunOptions& run) {
     auto total = [](const std::string& name, uint64_t v) {
       return name + " total:" + std::to_string(v) + "\n";
     };
-    auto counts = leases->CountByState();
+    auto counts = leases->manager().CountByState();
     return registry.RenderStats() + total(rpc_group + ".ReplyCalled", rc.replies) +
            total(rpc_group + ".RetransmitsStarted", rc.retransmits) +
            total(rpc_group + ".SendCalled", rc.requests) +
@@ -538,7 +458,7 @@ int Run(const AgentConfig& config, const RunOptions& run) {
     f.token_error = ts.last_fetch_failed ? ts.last_error : "";
     f.dirty_bytes = data->DirtyBytes();
     f.logsegments_in_flight = data->SegmentsInFlight();
-    for (const auto& [state, n] : leases->CountByState()) {
+    for (const auto& [state, n] : leases->manager().CountByState()) {
       if (state != lease::LeaseState::kNone) f.leases[lease::LeaseStateName(state)] = n;
     }
     f.inodes = volume->InodeCount();
@@ -631,7 +551,7 @@ int Run(const AgentConfig& config, const RunOptions& run) {
     return 1;
   }
   fuse_alive = true;
-  hook_adapter = &adapter;
+  leases->BindKernel(adapter);
   ctl_adapter = &adapter;
   spdlog::info("volume {}: mounted at {}; status server http://{}:{}/ (/health, /metrics)",
                volname, config.FUSEMountPointPath,
@@ -740,7 +660,7 @@ int Run(const AgentConfig& config, const RunOptions& run) {
         adapter.EndDrain();
         return f.error().Wrap("flush before handing over");
       }
-      base::Status rel = leases->ReleaseAll();
+      base::Status rel = leases->manager().ReleaseAll();
       if (!rel.ok()) spdlog::warn("volume {}: releasing leases: {}", volname, rel.error().Message());
       HandoffState hs;
       hs.init = adapter.init_params();
@@ -814,7 +734,7 @@ int Run(const AgentConfig& config, const RunOptions& run) {
   // Give every lease back before leaving the server (RpcUnmount does not release them, and
   // other mounts would otherwise wait for their expiry). The flush hooks run once more (nothing
   // should be dirty now); the kernel side is gone, so no kernel invalidation is sent.
-  base::Status released = leases->ReleaseAll();
+  base::Status released = leases->manager().ReleaseAll();
   if (!released.ok()) {
     spdlog::warn("volume {}: releasing leases: {}", volname, released.error().Message());
   }

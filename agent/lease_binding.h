@@ -1,0 +1,118 @@
+// LeaseBinding: the glue between lease::LeaseManager and the rest of the agent (AGENT.md §12,
+// docs/semantics.md "Leases").
+//
+//   retryrpc sessions --upcall--> UpcallRouter --> LeaseBinding --> LeaseManager (state machine)
+//   remount callback ----------> UpcallRouter --> LeaseBinding::ServerForgotLeases
+//   pfsfuse::Volume --LeaseGate--> LeaseBinding::gate() --> LeaseManager::Acquire*
+//   LeaseManager --flush/invalidate--> LeaseBinding --> Volume::LeaseFlush/LeaseInvalidate,
+//                                                       FuseAdapter::InvalidateInode (kernel)
+//
+// Life cycle (late binding): the binding is made once the metadata client exists (before the
+// Volume, which needs gate()); BindVolume() once the Volume exists, BindKernel() once the FUSE
+// session is up; Stop() (idempotent, also run by the destructor) detaches the router, stops the
+// manager (joins its threads) and unbinds both, waiting for calls into them in progress. Before
+// BindVolume and after Stop the binding holds no Volume: flush answers Ok and invalidate is a
+// no-op (there is no lease then: only the Volume takes leases, through gate()). Without a bound
+// FUSE session no kernel invalidation is sent.
+//
+// Thread-safety: every method may be called from any thread. UpcallRouter::mu_ is taken before
+// LeaseBinding::bind_mu_, which is taken before LeaseManager's locks; bind_mu_ is never held
+// across a call into the Volume, the adapter or the manager's RPCs.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "agent/config.h"
+#include "base/metrics.h"
+#include "base/result.h"
+#include "fuse/volume.h"
+#include "lease/lease_manager.h"
+#include "swift/metadata_client.h"
+
+namespace pfsfuse {
+class FuseAdapter;
+}
+
+namespace agent {
+
+class LeaseBinding;
+
+// Routes upcalls of every retryrpc session to the LeaseBinding, once there is one. It exists
+// before the first session (sessions are made before the metadata client the manager needs)
+// and outlives them all. Deliver runs on a retryrpc I/O thread: the manager only queues, so
+// holding mu_ around the call is cheap, and it makes Set(nullptr) a barrier before the binding
+// goes away.
+class UpcallRouter {
+ public:
+  void Set(LeaseBinding* binding);
+  // An upcall payload; ignored (debug log) while no binding is set. Never blocks on I/O.
+  void Deliver(const std::string& body);
+  // A new mount: the server lost every lease of the old one. Never blocks on I/O.
+  void ServerForgotLeases();
+
+ private:
+  std::mutex mu_;  // before LeaseBinding::bind_mu_ and the manager's locks
+  LeaseBinding* binding_ = nullptr;
+};
+
+// [Agent] lease options.
+lease::LeaseOptions LeaseOptionsFrom(const AgentConfig& config);
+
+class LeaseBinding {
+ public:
+  // `meta`, `registry` and `router` must outlive the binding. Starts the manager and attaches
+  // itself to `router`.
+  LeaseBinding(swift::MetadataClient& meta, base::Registry& registry,
+               const lease::LeaseOptions& options, UpcallRouter& router);
+  ~LeaseBinding();
+  LeaseBinding(const LeaseBinding&) = delete;
+  LeaseBinding& operator=(const LeaseBinding&) = delete;
+
+  lease::LeaseManager& manager() { return *manager_; }
+  // What the Volume is given to take its leases.
+  pfsfuse::LeaseGate& gate();
+
+  // Late binding (see the file comment). The objects must stay alive until Stop().
+  void BindVolume(pfsfuse::Volume& volume);
+  void BindKernel(pfsfuse::FuseAdapter& adapter);
+  // Detaches from the router, stops the manager, unbinds. Idempotent.
+  void Stop();
+
+  // Upcall payload (from UpcallRouter). Never blocks on I/O.
+  void OnUpcallBody(const std::string& body);
+  // The server lost every lease (we mounted again): the Volume stops relying on the leases it
+  // cached (lock-free, we may be inside one of its operations), then the manager forgets them.
+  void ServerForgotLeases();
+
+ private:
+  class Gate;
+  // What the manager calls (no lock of the binding held during the Volume/adapter calls).
+  base::Status Flush(uint64_t ino);
+  void Invalidate(uint64_t ino);
+  void Lost();
+  // Pins the bound objects for one call: returns them (either may be null) and counts the call
+  // in flight so that Stop() waits for it.
+  struct Pinned {
+    pfsfuse::Volume* volume;
+    pfsfuse::FuseAdapter* adapter;
+  };
+  Pinned Pin();
+  void Unpin();
+
+  UpcallRouter& router_;
+  std::unique_ptr<Gate> gate_;
+  std::unique_ptr<lease::LeaseManager> manager_;
+
+  std::mutex bind_mu_;  // guards the fields below; after UpcallRouter::mu_, never held across calls
+  std::condition_variable unpinned_;
+  pfsfuse::Volume* volume_ = nullptr;
+  pfsfuse::FuseAdapter* adapter_ = nullptr;
+  uint64_t in_flight_ = 0;  // Flush/Invalidate/Lost calls using volume_/adapter_
+  bool stopped_ = false;
+};
+
+}  // namespace agent
