@@ -61,10 +61,7 @@ class LeaseBinding::Gate : public pfsfuse::LeaseGate {
 LeaseBinding::LeaseBinding(swift::MetadataClient& meta, base::Registry& registry,
                            const lease::LeaseOptions& options, UpcallRouter& router)
     : router_(router), gate_(std::make_unique<Gate>(*this)) {
-  lease::LeaseHooks hooks;
-  hooks.flush = [this](uint64_t ino) { return Flush(ino); };
-  hooks.invalidate = [this](uint64_t ino) { Invalidate(ino); };
-  manager_ = std::make_unique<lease::LeaseManager>(meta, registry, options, hooks);
+  manager_ = std::make_unique<lease::LeaseManager>(meta, registry, options, *this);
   router_.Set(this);
 }
 
@@ -96,41 +93,45 @@ void LeaseBinding::Stop() {
 
 void LeaseBinding::OnUpcallBody(const std::string& body) { manager_->OnUpcallBody(body); }
 
-void LeaseBinding::ServerForgotLeases() {
-  Lost();
-  manager_->ForgetAll();
-}
+void LeaseBinding::ServerForgotLeases() { manager_->ForgetAll(); }
 
-LeaseBinding::Pinned LeaseBinding::Pin() {
-  std::lock_guard<std::mutex> l(bind_mu_);
-  ++in_flight_;
-  return Pinned{volume_, adapter_};
-}
+class LeaseBinding::Pin {
+ public:
+  explicit Pin(LeaseBinding& b) : b_(b) {
+    std::lock_guard<std::mutex> l(b_.bind_mu_);
+    ++b_.in_flight_;
+    volume = b_.volume_;
+    adapter = b_.adapter_;
+  }
+  ~Pin() {
+    std::lock_guard<std::mutex> l(b_.bind_mu_);
+    if (--b_.in_flight_ == 0) b_.unpinned_.notify_all();
+  }
+  Pin(const Pin&) = delete;
+  Pin& operator=(const Pin&) = delete;
 
-void LeaseBinding::Unpin() {
-  std::lock_guard<std::mutex> l(bind_mu_);
-  if (--in_flight_ == 0) unpinned_.notify_all();
-}
+  pfsfuse::Volume* volume = nullptr;      // null: not bound (yet or any more)
+  pfsfuse::FuseAdapter* adapter = nullptr;
+
+ private:
+  LeaseBinding& b_;
+};
 
 base::Status LeaseBinding::Flush(uint64_t ino) {
-  Pinned p = Pin();
-  base::Status st = p.volume != nullptr ? p.volume->LeaseFlush(ino) : base::Ok();
-  Unpin();
-  return st;
+  Pin p(*this);
+  return p.volume != nullptr ? p.volume->LeaseFlush(ino) : base::Ok();
 }
 
 void LeaseBinding::Invalidate(uint64_t ino) {
-  Pinned p = Pin();
+  Pin p(*this);
   if (p.volume != nullptr) p.volume->LeaseInvalidate(ino);
   // Queued to the adapter's notifier thread: never blocks here, a no-op once FUSE is gone.
   if (p.adapter != nullptr) p.adapter->InvalidateInode(ino);
-  Unpin();
 }
 
 void LeaseBinding::Lost() {
-  Pinned p = Pin();
+  Pin p(*this);
   if (p.volume != nullptr) p.volume->LeasesLost();
-  Unpin();
 }
 
 }  // namespace agent

@@ -4,16 +4,17 @@
 //   retryrpc sessions --upcall--> UpcallRouter --> LeaseBinding --> LeaseManager (state machine)
 //   remount callback ----------> UpcallRouter --> LeaseBinding::ServerForgotLeases
 //   pfsfuse::Volume --LeaseGate--> LeaseBinding::gate() --> LeaseManager::Acquire*
-//   LeaseManager --flush/invalidate--> LeaseBinding --> Volume::LeaseFlush/LeaseInvalidate,
-//                                                       FuseAdapter::InvalidateInode (kernel)
+//   LeaseManager --lease::Holder--> LeaseBinding --> Volume::LeaseFlush/LeaseInvalidate/
+//                                                    LeasesLost, FuseAdapter::InvalidateInode
 //
 // Life cycle (late binding): the binding is made once the metadata client exists (before the
 // Volume, which needs gate()); BindVolume() once the Volume exists, BindKernel() once the FUSE
 // session is up; Stop() (idempotent, also run by the destructor) detaches the router, stops the
-// manager (joins its threads) and unbinds both, waiting for calls into them in progress. Before
-// BindVolume and after Stop the binding holds no Volume: flush answers Ok and invalidate is a
-// no-op (there is no lease then: only the Volume takes leases, through gate()). Without a bound
-// FUSE session no kernel invalidation is sent.
+// manager (joins its workers) and unbinds both, waiting for Holder calls in progress on other
+// threads. Unbound (before BindVolume, after Stop) the Holder is defined as: Flush answers Ok
+// without doing anything, Invalidate and Lost do nothing. That loses nothing: only the Volume
+// takes leases (through gate()), so none is held before it is bound, and Stop comes after the
+// final flush and ReleaseAll. Without a bound FUSE session no kernel invalidation is sent.
 //
 // Thread-safety: every method may be called from any thread. UpcallRouter::mu_ is taken before
 // LeaseBinding::bind_mu_, which is taken before LeaseManager's locks; bind_mu_ is never held
@@ -62,7 +63,7 @@ class UpcallRouter {
 // [Agent] lease options.
 lease::LeaseOptions LeaseOptionsFrom(const AgentConfig& config);
 
-class LeaseBinding {
+class LeaseBinding final : public lease::Holder {
  public:
   // `meta`, `registry` and `router` must outlive the binding. Starts the manager and attaches
   // itself to `router`.
@@ -84,28 +85,24 @@ class LeaseBinding {
 
   // Upcall payload (from UpcallRouter). Never blocks on I/O.
   void OnUpcallBody(const std::string& body);
-  // The server lost every lease (we mounted again): the Volume stops relying on the leases it
-  // cached (lock-free, we may be inside one of its operations), then the manager forgets them.
+  // The server lost every lease (we mounted again): LeaseManager::ForgetAll, which calls Lost()
+  // (the Volume stops relying on the leases it cached; lock-free, we may be inside one of its
+  // operations) and then has the workers invalidate each inode. Never blocks on I/O.
   void ServerForgotLeases();
+
+  // lease::Holder, called by the manager (no lock of the binding held during the Volume and
+  // adapter calls): Volume::LeaseFlush; Volume::LeaseInvalidate + kernel invalidation (queued
+  // to the adapter's notifier thread, never blocks); Volume::LeasesLost.
+  base::Status Flush(uint64_t ino) override;
+  void Invalidate(uint64_t ino) override;
+  void Lost() override;
 
  private:
   class Gate;
-  // What the manager calls (no lock of the binding held during the Volume/adapter calls).
-  base::Status Flush(uint64_t ino);
-  void Invalidate(uint64_t ino);
-  void Lost();
-  // Pins the bound objects for one call: returns them (either may be null) and counts the call
-  // in flight so that Stop() waits for it.
-  struct Pinned {
-    pfsfuse::Volume* volume;
-    pfsfuse::FuseAdapter* adapter;
-  };
-  Pinned Pin();
-  void Unpin();
+  class Pin;  // the bound objects for one Holder call, counted in in_flight_
 
   UpcallRouter& router_;
   std::unique_ptr<Gate> gate_;
-  std::unique_ptr<lease::LeaseManager> manager_;
 
   std::mutex bind_mu_;  // guards the fields below; after UpcallRouter::mu_, never held across calls
   std::condition_variable unpinned_;
@@ -113,6 +110,9 @@ class LeaseBinding {
   pfsfuse::FuseAdapter* adapter_ = nullptr;
   uint64_t in_flight_ = 0;  // Flush/Invalidate/Lost calls using volume_/adapter_
   bool stopped_ = false;
+
+  // Last: its workers call the Holder methods above, which use the fields before.
+  std::unique_ptr<lease::LeaseManager> manager_;
 };
 
 }  // namespace agent

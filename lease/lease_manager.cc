@@ -13,6 +13,9 @@ namespace lease {
 
 using Clock = std::chrono::steady_clock;
 
+// The manager whose upcall worker the current thread is (nullptr elsewhere).
+thread_local const LeaseManager* tls_worker_of = nullptr;
+
 const char* LeaseStateName(LeaseState s) {
   switch (s) {
     case LeaseState::kNone: return "None";
@@ -75,8 +78,8 @@ bool IsTransportErrno(int err) {
 }  // namespace
 
 LeaseManager::LeaseManager(swift::MetadataClient& client, base::Registry& registry,
-                           LeaseOptions options, LeaseHooks hooks)
-    : client_(client), options_(options), hooks_(std::move(hooks)) {
+                           LeaseOptions options, Holder& holder)
+    : client_(client), options_(options), holder_(holder) {
   for (LeaseState s : kAllStates) {
     if (s == LeaseState::kNone) continue;
     state_gauges_[s] = registry.GetGauge("pfsagent_leases", "Inodes by client lease state",
@@ -119,7 +122,9 @@ LeaseManager::LeaseManager(swift::MetadataClient& client, base::Registry& regist
       "Idle leases demoted or released to honour SharedLeaseLimit/ExclusiveLeaseLimit");
   flush_failures_ = registry.GetCounter("pfsagent_lease_flush_failures_total",
                                         "Flush hook failures before a demote or release");
-  worker_ = std::thread([this] { WorkerLoop(); });
+  const uint32_t n = std::max<uint32_t>(1, options_.upcall_threads);
+  workers_.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
 LeaseManager::~LeaseManager() { Stop(); }
@@ -132,7 +137,9 @@ void LeaseManager::Stop() {
     queue_.clear();
   }
   cv_.notify_all();
-  if (worker_.joinable() && worker_.get_id() != std::this_thread::get_id()) worker_.join();
+  for (std::thread& w : workers_) {
+    if (w.joinable() && w.get_id() != std::this_thread::get_id()) w.join();
+  }
 }
 
 void LeaseManager::SetStateLocked(uint64_t ino, Entry& e, LeaseState s) {
@@ -205,6 +212,10 @@ void LeaseManager::EnforceLimitsLocked(uint64_t except_ino) {
 }
 
 void LeaseManager::AfterTransitionLocked(uint64_t ino, Entry& e) {
+  if (e.invalidate_pending) {
+    EnqueueLocked(Task{Work::kInvalidate, ino, false});
+    e.invalidate_pending = false;
+  }
   if (e.pending) {
     if (Granted(e.state)) EnqueueLocked(Task{*e.pending, ino, false});
     e.pending.reset();
@@ -241,8 +252,7 @@ base::Result<j::LeaseReplyType> LeaseManager::Rpc(uint64_t ino, j::LeaseRequestT
 }
 
 void LeaseManager::RunFlush(uint64_t ino) {
-  if (!hooks_.flush) return;
-  auto st = hooks_.flush(ino);
+  auto st = holder_.Flush(ino);
   if (!st.ok()) {
     flush_failures_->Inc();
     spdlog::warn("lease: flush of inode {} before giving up its lease failed: {}", ino,
@@ -250,9 +260,7 @@ void LeaseManager::RunFlush(uint64_t ino) {
   }
 }
 
-void LeaseManager::RunInvalidate(uint64_t ino) {
-  if (hooks_.invalidate) hooks_.invalidate(ino);
-}
+void LeaseManager::RunInvalidate(uint64_t ino) { holder_.Invalidate(ino); }
 
 std::chrono::milliseconds LeaseManager::Jitter(std::chrono::milliseconds nominal) const {
   if (options_.retry_variance_pct == 0) return nominal;
@@ -392,7 +400,7 @@ base::Status LeaseManager::Acquire(uint64_t ino, bool exclusive) {
 
 base::Status LeaseManager::GiveUp(uint64_t ino, Work work, Clock::time_point deadline,
                                   bool rpc) {
-  const bool on_worker = std::this_thread::get_id() == worker_id_.load();
+  const bool on_worker = tls_worker_of == this;
   std::unique_lock lk(mu_);
   while (true) {
     auto it = entries_.find(ino);
@@ -475,7 +483,7 @@ base::Status LeaseManager::ReleaseAll() {
   bool server_gone = false;  // a transport error: drop the rest locally
   for (uint64_t ino : inos) {
     base::Status st;
-    if (std::this_thread::get_id() == worker_id_.load()) {
+    if (tls_worker_of == this) {
       // Unmount interrupt: the worker must wait for busy inodes rather than defer.
       std::unique_lock lk(mu_);
       cv_.wait_until(lk, deadline, [&] {
@@ -499,6 +507,7 @@ base::Status LeaseManager::ReleaseAll() {
 }
 
 void LeaseManager::ForgetAll() {
+  holder_.Lost();  // first: from now on the holder relies on no lease it cached
   std::lock_guard lk(mu_);
   if (stopping_) return;
   std::vector<uint64_t> forgotten;
@@ -576,21 +585,50 @@ void LeaseManager::OnUpcallBody(const std::string& body) {
   OnUpcall(interrupt);
 }
 
+void LeaseManager::InvalidateForgotten(uint64_t ino) {
+  std::unique_lock lk(mu_);
+  Entry& e = entries_[ino];
+  if (e.busy) {
+    // A transition started since ForgetAll (a new lease): invalidate once it is over, still
+    // by the inode's owner only.
+    e.invalidate_pending = true;
+    return;
+  }
+  e.busy = true;
+  lk.unlock();
+  RunInvalidate(ino);
+  lk.lock();
+  Entry& e2 = entries_[ino];
+  e2.busy = false;
+  AfterTransitionLocked(ino, e2);
+  EraseIfNoneLocked(ino);
+}
+
 void LeaseManager::WorkerLoop() {
-  worker_id_.store(std::this_thread::get_id());
+  tls_worker_of = this;
   std::unique_lock lk(mu_);
   while (true) {
-    cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
+    // The oldest task whose inode no other worker is running a task for (Unmount: any time).
+    auto runnable = queue_.end();
+    cv_.wait(lk, [&] {
+      if (stopping_) return true;
+      runnable = std::find_if(queue_.begin(), queue_.end(), [&](const Task& t) {
+        return t.work == Work::kUnmount || claimed_.count(t.ino) == 0;
+      });
+      return runnable != queue_.end();
+    });
     if (stopping_) break;
-    Task t = queue_.front();
-    queue_.pop_front();
-    worker_busy_ = true;
+    const Task t = *runnable;
+    queue_.erase(runnable);
+    const bool claim = t.work != Work::kUnmount;
+    if (claim) claimed_.insert(t.ino);
+    ++active_workers_;
     lk.unlock();
     base::Status st;
     if (t.work == Work::kUnmount) {
       st = ReleaseAll();
     } else if (t.work == Work::kInvalidate) {
-      RunInvalidate(t.ino);
+      InvalidateForgotten(t.ino);
     } else {
       st = GiveUp(t.ino, t.work, Clock::now() + options_.acquire_timeout);
     }
@@ -599,15 +637,16 @@ void LeaseManager::WorkerLoop() {
                    t.work == Work::kDemote ? "demote" : "release", t.ino, st.error().ToString());
     }
     lk.lock();
-    worker_busy_ = false;
-    cv_.notify_all();
+    if (claim) claimed_.erase(t.ino);
+    --active_workers_;
+    cv_.notify_all();  // the inode's next task may run now; WaitIdle
   }
 }
 
 bool LeaseManager::WaitIdle(std::chrono::milliseconds timeout) {
   std::unique_lock lk(mu_);
   return cv_.wait_for(lk, timeout, [&] {
-    if (!queue_.empty() || worker_busy_) return false;
+    if (!queue_.empty() || active_workers_ != 0) return false;
     for (const auto& [ino, e] : entries_) {
       if (e.busy) return false;
     }

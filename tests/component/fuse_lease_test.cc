@@ -27,6 +27,7 @@
 #include "tests/component/fakes/fake_object_store.h"
 #include "tests/component/fakes/fscore_metadata_client.h"
 #include "tests/emulator/fs_core.h"
+#include "tests/unit/lease_fake_client.h"
 
 namespace {
 
@@ -81,13 +82,14 @@ struct Agent {
     lease::LeaseOptions lo;
     lo.acquire_timeout = 5s;
     lo.retry_delay = 5ms;
-    lease::LeaseHooks hooks;
+    auto& hooks = holder;
     hooks.flush = [this](uint64_t ino) { return vol->LeaseFlush(ino); };
     hooks.invalidate = [this](uint64_t ino) {
       vol->LeaseInvalidate(ino);
       std::lock_guard lk(mu);
       kernel_invalidations.push_back(ino);  // where the daemon calls FuseAdapter
     };
+    hooks.lost = [this]() { vol->LeasesLost(); };
     mgr = std::make_unique<lease::LeaseManager>(md, registry, lo, hooks);
     gate = std::make_unique<CountingGate>(*mgr);
     vol = std::make_unique<pfsfuse::Volume>(pfsfuse::VolumeOptions{}, md, *dc, &registry,
@@ -123,6 +125,7 @@ struct Agent {
   fakes::FsCoreMetadataClient md;
   base::Registry registry;
   std::unique_ptr<cache::DataCache> dc;
+  lease_test::FnHolder holder;  // the daemon's agent::LeaseBinding, without the kernel
   std::unique_ptr<lease::LeaseManager> mgr;
   std::unique_ptr<CountingGate> gate;
   std::unique_ptr<pfsfuse::Volume> vol;

@@ -53,6 +53,7 @@ struct Mount {
   base::Registry registry;
   std::mutex mu;
   std::vector<std::string> hooks;
+  lease_test::FnHolder holder;
   std::unique_ptr<LeaseManager> mgr;
   std::vector<std::string> Hooks() {
     std::lock_guard lk(mu);
@@ -86,7 +87,7 @@ struct TwoMounts {
     REQUIRE(id.ok());
     m.id = *id;
     m.client = std::make_unique<CoreLeaseClient>(*core, m.id);
-    lease::LeaseHooks hooks;
+    auto& hooks = m.holder;
     hooks.flush = [&m](uint64_t ino) {
       std::lock_guard lk(m.mu);
       m.hooks.push_back("flush:" + std::to_string(ino));

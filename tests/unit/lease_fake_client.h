@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "lease/lease_manager.h"
 #include "swift/metadata_client.h"
 
 namespace lease_test {
@@ -49,6 +50,21 @@ class EnosysMetadataClient : public swift::MetadataClient {
   PFS_FAKE_ENOSYS(j::WroteReply, Wrote, j::WroteRequest)
   PFS_FAKE_ENOSYS(j::FetchExtentMapChunkReply, FetchExtentMapChunk, j::FetchExtentMapChunkRequest)
 #undef PFS_FAKE_ENOSYS
+};
+
+// A lease::Holder made of callbacks (each optional: unset flush answers Ok). Set them before the
+// manager is made; the holder must outlive the manager.
+struct FnHolder : lease::Holder {
+  std::function<base::Status(uint64_t)> flush;
+  std::function<void(uint64_t)> invalidate;
+  std::function<void()> lost;
+  base::Status Flush(uint64_t ino) override { return flush ? flush(ino) : base::Ok(); }
+  void Invalidate(uint64_t ino) override {
+    if (invalidate) invalidate(ino);
+  }
+  void Lost() override {
+    if (lost) lost();
+  }
 };
 
 class FakeLeaseClient : public EnosysMetadataClient {

@@ -27,11 +27,11 @@ struct Harness {
   base::Registry registry;
   std::mutex mu;
   std::vector<std::string> events;  // rpc:*, flush:*, invalidate:*
+  lease_test::FnHolder hooks;
   std::unique_ptr<LeaseManager> mgr;
 
   explicit Harness(lease::LeaseOptions opts = Opts()) {
     client.event = [this](const std::string& e) { Log(e); };
-    lease::LeaseHooks hooks;
     hooks.flush = [this](uint64_t ino) {
       Log("flush:" + std::to_string(ino));
       return base::Ok();
@@ -193,7 +193,7 @@ TEST_CASE("OnUpcall never blocks, even while the worker is stuck in a flush") {
   std::promise<void> entered, unblock;
   auto unblock_f = unblock.get_future().share();
   std::atomic<bool> first{true};
-  lease::LeaseHooks hooks;
+  lease_test::FnHolder hooks;
   hooks.flush = [&](uint64_t) {
     if (first.exchange(false)) entered.set_value();
     unblock_f.wait();
