@@ -38,7 +38,7 @@ using pfsfuse::kRootIno;
 
 const Caller kRoot{0, 0, 1};
 
-// The daemon's ManagerLeaseGate, counting calls.
+// The daemon's lease gate (agent::LeaseBinding::gate()), counting calls.
 class CountingGate : public pfsfuse::LeaseGate {
  public:
   explicit CountingGate(lease::LeaseManager& m) : m_(m) {}
