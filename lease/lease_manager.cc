@@ -13,8 +13,10 @@ namespace lease {
 
 using Clock = std::chrono::steady_clock;
 
+namespace {
 // The manager whose upcall worker the current thread is (nullptr elsewhere).
 thread_local const LeaseManager* tls_worker_of = nullptr;
+}  // namespace
 
 const char* LeaseStateName(LeaseState s) {
   switch (s) {
