@@ -16,9 +16,11 @@
 // takes leases (through gate()), so none is held before it is bound, and Stop comes after the
 // final flush and ReleaseAll. Without a bound FUSE session no kernel invalidation is sent.
 //
-// Thread-safety: every method may be called from any thread. UpcallRouter::mu_ is taken before
-// LeaseBinding::bind_mu_, which is taken before LeaseManager's locks; bind_mu_ is never held
-// across a call into the Volume, the adapter or the manager's RPCs.
+// Thread-safety: every method may be called from any thread. Lock order: UpcallRouter::mu_
+// before the manager's locks (Deliver -> OnUpcall, ServerForgotLeases -> ForgetAll) and before
+// LeaseBinding::bind_mu_ (ForgetAll -> Lost); bind_mu_ is a leaf, held only to read or change
+// the bindings and the count of calls in flight, never across a call into the Volume, the
+// adapter or the manager.
 #pragma once
 
 #include <condition_variable>
@@ -56,7 +58,7 @@ class UpcallRouter {
   void ServerForgotLeases();
 
  private:
-  std::mutex mu_;  // before LeaseBinding::bind_mu_ and the manager's locks
+  std::mutex mu_;  // before the manager's locks and LeaseBinding::bind_mu_
   LeaseBinding* binding_ = nullptr;
 };
 
@@ -104,7 +106,7 @@ class LeaseBinding final : public lease::Holder {
   UpcallRouter& router_;
   std::unique_ptr<Gate> gate_;
 
-  std::mutex bind_mu_;  // guards the fields below; after UpcallRouter::mu_, never held across calls
+  std::mutex bind_mu_;  // guards the fields below; a leaf lock (see the file comment)
   std::condition_variable unpinned_;
   pfsfuse::Volume* volume_ = nullptr;
   pfsfuse::FuseAdapter* adapter_ = nullptr;
