@@ -213,3 +213,56 @@ TEST_CASE("an upcall for an inode with a request in flight waits for it; others 
   CHECK(f.mgr.StateOf(20) == LeaseState::kSharedGranted);
   CHECK(f.mgr.StateOf(21) == LeaseState::kNone);  // the remembered release ran after the grant
 }
+
+TEST_CASE("ForgetAll's invalidate waits for a transition of the inode in flight, never overlaps") {
+  Fixture f(1);  // one worker: the invalidate of 31 queues behind the release of 30
+  REQUIRE(f.mgr.AcquireExclusive(30).ok());
+  REQUIRE(f.mgr.AcquireExclusive(31).ok());
+  f.mgr.OnUpcall({j::RPCInterruptType::kRelease, 30});  // the worker flushes 30 for kFlush
+  const auto deadline = Clock::now() + 5s;
+  while (f.mgr.StateOf(30) != LeaseState::kReleasing && Clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  REQUIRE(f.mgr.StateOf(30) == LeaseState::kReleasing);
+  f.mgr.ForgetAll();  // 31 idle: None at once, its invalidate queued
+  CHECK(f.mgr.StateOf(31) == LeaseState::kNone);
+
+  // A new shared request for 31, held by the server until the worker has seen the inode busy.
+  std::mutex gate_mu;
+  std::condition_variable gate_cv;
+  bool open = false;
+  f.client.before_reply = [&](const lease_test::FakeLeaseClient::Call& c) {
+    if (c.ino != 31) return;
+    std::unique_lock lk(gate_mu);
+    gate_cv.wait_for(lk, 5s, [&] { return open; });
+  };
+  base::Status acquired;
+  std::thread acquirer([&] { acquired = f.mgr.AcquireShared(31); });
+  while (f.mgr.StateOf(31) != LeaseState::kSharedRequested && Clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  // The worker finishes 30, then takes the invalidate of 31 and finds it busy.
+  while (f.mgr.StateOf(30) != LeaseState::kNone && Clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  while (f.mgr.DumpJson().find("\"queued_interrupts\": 0") == std::string::npos &&
+         Clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  std::this_thread::sleep_for(50ms);
+  const auto before_grant = f.holder.Events();
+  {
+    std::lock_guard lk(gate_mu);
+    open = true;
+  }
+  gate_cv.notify_all();
+  acquirer.join();
+  REQUIRE(acquired.ok());
+  REQUIRE(f.mgr.WaitIdle(5s));
+  // Not run while the request was in flight, and not lost: run once the grant was recorded.
+  CHECK(before_grant == std::vector<std::string>{"flush:30", "invalidate:30"});
+  CHECK(f.holder.Events() ==
+        std::vector<std::string>{"flush:30", "invalidate:30", "invalidate:31"});
+  CHECK(f.holder.MaxPerInode() == 1);
+  CHECK(f.mgr.StateOf(31) == LeaseState::kExclusiveGranted);  // the fake's quirk
+}
