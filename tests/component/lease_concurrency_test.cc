@@ -3,6 +3,7 @@
 // (FakeLeaseClient) and a Holder whose Flush sleeps kFlush; every duration is measured and
 // bounded.
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -216,6 +217,16 @@ TEST_CASE("an upcall for an inode with a request in flight waits for it; others 
 
 TEST_CASE("ForgetAll's invalidate waits for a transition of the inode in flight, never overlaps") {
   Fixture f(1);  // one worker: the invalidate of 31 queues behind the release of 30
+  // Set before any worker calls the fake (its knobs are not synchronised); armed later.
+  std::atomic<bool> armed{false};
+  std::mutex gate_mu;
+  std::condition_variable gate_cv;
+  bool open = false;
+  f.client.before_reply = [&](const lease_test::FakeLeaseClient::Call& c) {
+    if (c.ino != 31 || !armed) return;
+    std::unique_lock lk(gate_mu);
+    gate_cv.wait_for(lk, 5s, [&] { return open; });
+  };
   REQUIRE(f.mgr.AcquireExclusive(30).ok());
   REQUIRE(f.mgr.AcquireExclusive(31).ok());
   f.mgr.OnUpcall({j::RPCInterruptType::kRelease, 30});  // the worker flushes 30 for kFlush
@@ -228,14 +239,7 @@ TEST_CASE("ForgetAll's invalidate waits for a transition of the inode in flight,
   CHECK(f.mgr.StateOf(31) == LeaseState::kNone);
 
   // A new shared request for 31, held by the server until the worker has seen the inode busy.
-  std::mutex gate_mu;
-  std::condition_variable gate_cv;
-  bool open = false;
-  f.client.before_reply = [&](const lease_test::FakeLeaseClient::Call& c) {
-    if (c.ino != 31) return;
-    std::unique_lock lk(gate_mu);
-    gate_cv.wait_for(lk, 5s, [&] { return open; });
-  };
+  armed = true;
   base::Status acquired;
   std::thread acquirer([&] { acquired = f.mgr.AcquireShared(31); });
   while (f.mgr.StateOf(31) != LeaseState::kSharedRequested && Clock::now() < deadline) {
