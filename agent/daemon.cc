@@ -473,8 +473,7 @@ bool Agent::TakeOver() {
   volume_->ImportKernelState(grant->state.kernel);
   base::Status ad = adapter_->Adopt(grant->fuse_fd, grant->state.init);
   if (!ad.ok()) {
-    (void)ConfirmTakeover(*grant, false);
-    close(grant->sock);
+    (void)ConfirmTakeover(*grant, false);  // the socket closes with `grant`
     return Fail(ad.error().Wrap("takeover").Message());
   }
   base::Status confirmed = ConfirmTakeover(*grant, true);
