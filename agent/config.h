@@ -47,6 +47,8 @@ struct AgentConfig {
   uint64_t FetchExtentsBeforeFileOffset = 0;
   uint64_t ReadCacheLineSize = 1048576;
   uint64_t ReadCacheLineCount = 1000;
+  // Accepted (range-checked) for compatibility, ignored: nothing here has the original's inode
+  // FIFO or dirty-file cap; docs/configuration.md ("The lease keys ...") says what bounds those.
   uint64_t SharedFileLimit = 1000;
   uint64_t ExclusiveFileLimit = 100;
   uint64_t DirtyFileLimit = 50;

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <utility>
 
+#include "base/unique_fd.h"
+
 namespace agent::ini {
 namespace {
 
@@ -88,14 +90,14 @@ std::string Unescape(std::string_view v) {
 // Reads a whole file (or fd 0 for "-"), refusing more than kMaxFileBytes.
 base::Result<std::string> ReadAll(const std::string& path) {
   int fd = 0;
-  bool close_fd = false;
+  base::UniqueFd owned;  // the file opened (stdin stays open)
   if (path != "-") {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    owned.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    fd = owned.get();
     if (fd < 0) {
       int err = errno;
       return base::Error(err, "cannot read " + Quote(path) + ": " + std::strerror(err));
     }
-    close_fd = true;
   }
   std::string data;
   char buf[65536];
@@ -104,19 +106,16 @@ base::Result<std::string> ReadAll(const std::string& path) {
     if (n < 0) {
       if (errno == EINTR) continue;
       int err = errno;
-      if (close_fd) ::close(fd);
       return base::Error(err, "cannot read " + Quote(path == "-" ? "<stdin>" : path) + ": " +
                                   std::strerror(err));
     }
     if (n == 0) break;
     data.append(buf, static_cast<size_t>(n));
     if (data.size() > kMaxFileBytes) {
-      if (close_fd) ::close(fd);
       return base::Error(EFBIG, "cannot read " + Quote(path == "-" ? "<stdin>" : path) +
                                     ": larger than " + std::to_string(kMaxFileBytes) + " bytes");
     }
   }
-  if (close_fd) ::close(fd);
   return data;
 }
 

@@ -79,6 +79,14 @@ void LeaseBinding::BindKernel(pfsfuse::FuseAdapter& adapter) {
   if (!stopped_) adapter_ = &adapter;
 }
 
+void LeaseBinding::UnbindKernel() {
+  std::unique_lock<std::mutex> l(bind_mu_);
+  adapter_ = nullptr;
+  // A Holder call that pinned the adapter before may still use it (InvalidateInode only
+  // queues, but the adapter must outlive the call).
+  unpinned_.wait(l, [&] { return in_flight_ == 0; });
+}
+
 void LeaseBinding::Stop() {
   router_.Set(nullptr);  // no upcall reaches the manager from now on
   manager_->Stop();      // joins its threads: no flush/invalidate from them any more

@@ -82,6 +82,9 @@ class LeaseBinding final : public lease::Holder {
   // Late binding (see the file comment). The objects must stay alive until Stop().
   void BindVolume(pfsfuse::Volume& volume);
   void BindKernel(pfsfuse::FuseAdapter& adapter);
+  // The FUSE adapter is about to go (it may go before the Volume): no kernel invalidation from
+  // now on; returns once no Holder call still uses it. Idempotent.
+  void UnbindKernel();
   // Detaches from the router, stops the manager, unbinds. Idempotent.
   void Stop();
 

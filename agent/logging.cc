@@ -16,6 +16,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/unique_fd.h"
+
 namespace agent {
 namespace {
 
@@ -86,20 +88,16 @@ base::Result<int> OpenLogFile(const std::string& path) {
 class LogFileSink final : public spdlog::sinks::base_sink<std::mutex> {
  public:
   LogFileSink(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
-  ~LogFileSink() override {
-    if (fd_ >= 0) ::close(fd_);
-  }
 
   base::Status Reopen() {
     auto fd = OpenLogFile(path_);  // outside the lock
     if (!fd.ok()) return fd.error();
-    int old;
+    base::UniqueFd old;  // closed outside the lock
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      old = fd_;
-      fd_ = *fd;
+      old = std::move(fd_);
+      fd_ = base::UniqueFd(*fd);
     }
-    if (old >= 0) ::close(old);
     return base::Ok();
   }
   const std::string& path() const { return path_; }
@@ -111,7 +109,7 @@ class LogFileSink final : public spdlog::sinks::base_sink<std::mutex> {
     const char* p = buf.data();
     size_t left = buf.size();
     while (left > 0) {
-      ssize_t n = ::write(fd_, p, left);
+      ssize_t n = ::write(fd_.get(), p, left);
       if (n < 0) {
         if (errno == EINTR) continue;
         return;  // nowhere to report a failing log file; the console sink still has the line
@@ -124,7 +122,7 @@ class LogFileSink final : public spdlog::sinks::base_sink<std::mutex> {
 
  private:
   const std::string path_;
-  int fd_;
+  base::UniqueFd fd_;
 };
 
 void Install(std::vector<spdlog::sink_ptr> sinks, const std::string& volume,

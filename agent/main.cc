@@ -16,6 +16,7 @@
 #include "agent/config.h"
 #include "agent/daemon.h"
 #include "agent/logging.h"
+#include "base/unique_fd.h"
 
 #ifndef PFS_VERSION_STRING
 #define PFS_VERSION_STRING "unknown"
@@ -109,12 +110,13 @@ int Main(std::vector<std::string> args) {
       std::fprintf(stderr, "pfsagentd: fork: %s\n", std::strerror(errno));
       return kExitRuntime;
     }
+    base::UniqueFd ready_read(ready[0]);
     if (pid > 0) {
-      close(ready[1]);
+      close(ready[1]);  // the child's end: only the child may hold it (EOF = it failed)
       char b = 0;
       ssize_t n;
       do {
-        n = read(ready[0], &b, 1);
+        n = read(ready_read.get(), &b, 1);
       } while (n < 0 && errno == EINTR);
       if (n == 1) {
         std::printf("pfsagentd: pid %d took over the FUSE session\n", static_cast<int>(pid));
@@ -123,7 +125,7 @@ int Main(std::vector<std::string> args) {
       std::fprintf(stderr, "pfsagentd: the takeover failed (see the log)\n");
       return kExitRuntime;
     }
-    close(ready[0]);
+    ready_read.reset();
     setsid();
     // Descriptors the caller leaked to us (files inside the mount would keep it busy forever).
     if (ready[1] > 3) close_range(3, static_cast<unsigned>(ready[1]) - 1, 0);

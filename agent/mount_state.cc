@@ -85,18 +85,17 @@ base::Result<std::unique_ptr<StateDir>> StateDir::Open(const std::string& root,
     }
   }
   const std::string lock = dir + "/lock";
-  int fd = open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) {
+  base::UniqueFd fd(open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) {
     return base::Error(errno, "state directory: cannot open " + lock + ": " + Errno(errno));
   }
   const auto deadline = std::chrono::steady_clock::now() + wait;
-  while (flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK &&
+  while (flock(fd.get(), LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK &&
          std::chrono::steady_clock::now() < deadline) {
     usleep(20000);
   }
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     int e = errno;
-    close(fd);
     if (e == EWOULDBLOCK) {
       return base::Error(EBUSY, "state directory " + dir +
                                     " is in use by another running pfsagentd (lock " + lock +
@@ -104,12 +103,10 @@ base::Result<std::unique_ptr<StateDir>> StateDir::Open(const std::string& root,
     }
     return base::Error(e, "state directory: cannot lock " + lock + ": " + Errno(e));
   }
-  return std::unique_ptr<StateDir>(new StateDir(dir, fd));
+  return std::unique_ptr<StateDir>(new StateDir(dir, std::move(fd)));
 }
 
-StateDir::~StateDir() {
-  if (lock_fd_ >= 0) close(lock_fd_);
-}
+StateDir::~StateDir() = default;  // closing lock_fd_ unlocks
 
 base::Result<std::vector<MountRecord>> StateDir::ReadMounts() const {
   const std::string file = dir_ + "/mount.json";
@@ -155,22 +152,22 @@ base::Status StateDir::WriteMounts(const std::vector<MountRecord>& mounts) const
   const std::string text = doc.dump() + "\n";
   const std::string file = dir_ + "/mount.json";
   const std::string tmp = file + ".tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return base::Error(errno, "cannot write " + tmp + ": " + Errno(errno));
-  (void)fchmod(fd, 0600);  // an older file with wider bits keeps them otherwise
+  base::UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd) return base::Error(errno, "cannot write " + tmp + ": " + Errno(errno));
+  (void)fchmod(fd.get(), 0600);  // an older file with wider bits keeps them otherwise
   size_t done = 0;
   while (done < text.size()) {
-    ssize_t n = write(fd, text.data() + done, text.size() - done);
+    ssize_t n = write(fd.get(), text.data() + done, text.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
       int e = errno;
-      close(fd);
+      fd.reset();
       unlink(tmp.c_str());
       return base::Error(e, "cannot write " + tmp + ": " + Errno(e));
     }
     done += static_cast<size_t>(n);
   }
-  if (fsync(fd) != 0 || close(fd) != 0) {
+  if (fsync(fd.get()) != 0 || close(fd.release()) != 0) {
     int e = errno;
     unlink(tmp.c_str());
     return base::Error(e, "cannot write " + tmp + ": " + Errno(e));

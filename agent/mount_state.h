@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
 
 namespace agent {
 
@@ -61,9 +62,10 @@ class StateDir {
   base::Status RemoveMounts() const;
 
  private:
-  StateDir(std::string dir, int lock_fd) : dir_(std::move(dir)), lock_fd_(lock_fd) {}
+  StateDir(std::string dir, base::UniqueFd lock_fd)
+      : dir_(std::move(dir)), lock_fd_(std::move(lock_fd)) {}
   std::string dir_;
-  int lock_fd_ = -1;
+  base::UniqueFd lock_fd_;  // flock()ed for our life; closing it unlocks
 };
 
 }  // namespace agent

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <cstddef>
 
+#include "base/unique_fd.h"
+
 namespace agent {
 
 base::Status SdNotifyTo(const std::string& socket_path, const std::string& state) {
@@ -28,15 +30,15 @@ base::Status SdNotifyTo(const std::string& socket_path, const std::string& state
   } else {
     len += 1;  // include the terminating NUL for filesystem sockets
   }
-  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
+  base::UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd) {
     int e = errno;
     return base::Error(e, std::string("sd_notify: socket: ") + std::strerror(e));
   }
-  ssize_t n = ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL | MSG_DONTWAIT,
+  ssize_t n = ::sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL | MSG_DONTWAIT,
                        reinterpret_cast<const sockaddr*>(&addr), len);
   int e = errno;
-  ::close(fd);
+  fd.reset();
   if (n < 0) {
     return base::Error(e, "sd_notify: sendto " + socket_path + ": " + std::strerror(e));
   }

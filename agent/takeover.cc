@@ -190,8 +190,8 @@ base::Result<HandoffState> DecodeHandoff(const std::string& text) {
 
 // ---- old side ----
 
-TakeoverServer::TakeoverServer(std::string path, int fd, Hooks hooks)
-    : path_(std::move(path)), listen_fd_(fd), hooks_(std::move(hooks)) {}
+TakeoverServer::TakeoverServer(std::string path, base::UniqueFd fd, Hooks hooks)
+    : path_(std::move(path)), listen_fd_(std::move(fd)), hooks_(std::move(hooks)) {}
 
 base::Result<std::unique_ptr<TakeoverServer>> TakeoverServer::Start(const std::string& path,
                                                                     Hooks hooks) {
@@ -199,21 +199,23 @@ base::Result<std::unique_ptr<TakeoverServer>> TakeoverServer::Start(const std::s
   if (path.size() >= sizeof(addr.sun_path)) {
     return base::Error(ENAMETOOLONG, "takeover socket path too long: " + path);
   }
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return base::Error(errno, "takeover socket: " + Errno(errno));
+  base::UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return base::Error(errno, "takeover socket: " + Errno(errno));
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   unlink(path.c_str());
   mode_t old = umask(0177);
-  int b = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  int b = bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   umask(old);
-  if (b != 0 || listen(fd, 2) != 0) {
+  if (b != 0 || listen(fd.get(), 2) != 0) {
     int e = errno;
-    close(fd);
     return base::Error(e, "takeover socket: cannot listen on " + path + ": " + Errno(e));
   }
-  std::unique_ptr<TakeoverServer> s(new TakeoverServer(path, fd, std::move(hooks)));
-  if (pipe2(s->wake_, O_CLOEXEC) != 0) return base::Error(errno, "takeover: pipe");
+  std::unique_ptr<TakeoverServer> s(new TakeoverServer(path, std::move(fd), std::move(hooks)));
+  int wake[2];
+  if (pipe2(wake, O_CLOEXEC) != 0) return base::Error(errno, "takeover: pipe");
+  s->wake_read_.reset(wake[0]);
+  s->wake_write_.reset(wake[1]);
   s->thread_ = std::thread([p = s.get()] { p->Serve(); });
   return s;
 }
@@ -221,26 +223,23 @@ base::Result<std::unique_ptr<TakeoverServer>> TakeoverServer::Start(const std::s
 TakeoverServer::~TakeoverServer() { Stop(); }
 
 void TakeoverServer::Stop() {
-  if (wake_[1] >= 0) {
+  if (wake_write_) {
     char b = 0;
-    ssize_t n = write(wake_[1], &b, 1);
+    ssize_t n = write(wake_write_.get(), &b, 1);
     (void)n;
   }
   if (thread_.joinable()) thread_.join();
-  if (listen_fd_ >= 0) {
-    close(listen_fd_);
-    listen_fd_ = -1;
+  if (listen_fd_) {
+    listen_fd_.reset();
     unlink(path_.c_str());
   }
-  for (int& f : wake_) {
-    if (f >= 0) close(f);
-    f = -1;
-  }
+  wake_read_.reset();
+  wake_write_.reset();
 }
 
 void TakeoverServer::Serve() {
   for (;;) {
-    pollfd p[2] = {{listen_fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
+    pollfd p[2] = {{listen_fd_.get(), POLLIN, 0}, {wake_read_.get(), POLLIN, 0}};
     int r = poll(p, 2, -1);
     if (r < 0) {
       if (errno == EINTR) continue;
@@ -248,10 +247,9 @@ void TakeoverServer::Serve() {
     }
     if (p[1].revents != 0) return;
     if ((p[0].revents & POLLIN) == 0) continue;
-    int conn = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (conn < 0) continue;
-    Handle(conn);
-    close(conn);
+    base::UniqueFd conn(accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!conn) continue;
+    Handle(conn.get());
   }
 }
 
@@ -305,58 +303,49 @@ base::Result<TakeoverGrant> RequestTakeover(const std::string& path,
   }
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (sock < 0) return base::Error(errno, "takeover socket: " + Errno(errno));
-  if (connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+  base::UniqueFd sock(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!sock) return base::Error(errno, "takeover socket: " + Errno(errno));
+  if (connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     int e = errno;
-    close(sock);
     return base::Error(e, "no running agent to take over at " + path + ": " + Errno(e));
   }
-  base::Status w = WriteAll(sock, "TAKEOVER 1\n", 11);
-  if (!w.ok()) {
-    close(sock);
-    return w.error();
-  }
-  int fd = -1;
-  auto body = ReceiveMessage(sock, &fd, deadline);
-  if (!body.ok()) {
-    close(sock);
-    return body.error();
-  }
+  base::Status w = WriteAll(sock.get(), "TAKEOVER 1\n", 11);
+  if (!w.ok()) return w.error();
+  int received = -1;
+  auto body = ReceiveMessage(sock.get(), &received, deadline);
+  base::UniqueFd fd(received);
+  if (!body.ok()) return body.error();
   auto state = DecodeHandoff(*body);
-  if (!state.ok() || fd < 0) {
-    if (fd >= 0) close(fd);
-    close(sock);
+  if (!state.ok() || !fd) {
     return state.ok() ? base::Error(EPROTO, "the running agent sent no FUSE descriptor")
                       : state.error();
   }
   TakeoverGrant g;
   g.state = std::move(*state);
-  g.fuse_fd = fd;
-  g.sock = sock;
+  g.fuse_fd = fd.release();
+  g.sock = std::move(sock);
   return g;
 }
 
 base::Status ConfirmTakeover(const TakeoverGrant& g, bool ok) {
-  return WriteAll(g.sock, ok ? "OK\n" : "FAIL\n", ok ? 3 : 5);
+  return WriteAll(g.sock.get(), ok ? "OK\n" : "FAIL\n", ok ? 3 : 5);
 }
 
 base::Status WaitPredecessorExit(TakeoverGrant& g, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   base::Status st = base::Ok();
   for (;;) {
-    st = WaitReadable(g.sock, deadline);
+    st = WaitReadable(g.sock.get(), deadline);
     if (!st.ok()) break;
     char buf[64];
-    ssize_t r = recv(g.sock, buf, sizeof(buf), 0);
+    ssize_t r = recv(g.sock.get(), buf, sizeof(buf), 0);
     if (r == 0) break;  // EOF: the predecessor is gone
     if (r < 0 && errno != EINTR) {
       st = base::Error(errno, "takeover socket: " + Errno(errno));
       break;
     }
   }
-  close(g.sock);
-  g.sock = -1;
+  g.sock.reset();
   return st;
 }
 

@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
 #include "fuse/fuse_adapter.h"
 #include "fuse/volume.h"
 
@@ -63,13 +64,13 @@ class TakeoverServer {
   void Stop();
 
  private:
-  TakeoverServer(std::string path, int fd, Hooks hooks);
+  TakeoverServer(std::string path, base::UniqueFd fd, Hooks hooks);
   void Serve();
   void Handle(int conn);
 
   const std::string path_;
-  int listen_fd_ = -1;
-  int wake_[2] = {-1, -1};
+  base::UniqueFd listen_fd_;
+  base::UniqueFd wake_read_, wake_write_;  // Stop() writes one byte to end Serve()
   Hooks hooks_;
   std::thread thread_;
 };
@@ -78,7 +79,7 @@ class TakeoverServer {
 struct TakeoverGrant {
   HandoffState state;
   int fuse_fd = -1;
-  int sock = -1;  // keep open until Confirm + WaitExit
+  base::UniqueFd sock;  // keep open until Confirm + WaitExit
 };
 base::Result<TakeoverGrant> RequestTakeover(const std::string& path,
                                             std::chrono::milliseconds timeout);

@@ -1,10 +1,18 @@
 #include "base/result.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace base {
 
 std::string Error::ToString() const { return ErrnoName(errno_) + ": " + message_; }
+
+void DieOnBadValueAccess(const Error& error) {
+  std::fprintf(stderr, "fatal: Result::value() called on an error: %s\n", error.ToString().c_str());
+  std::fflush(stderr);
+  std::abort();
+}
 
 std::string ErrnoName(int err) {
   switch (err) {

@@ -35,7 +35,12 @@ class Error {
   std::string message_;
 };
 
+// Reports a value() access on a Result that holds an error, naming the error, and aborts. In
+// every build type (NDEBUG included): a silent read of a value that does not exist is worse.
+[[noreturn]] void DieOnBadValueAccess(const Error& error);
+
 // Result<T>: either a T or an Error. Result<void> carries only success or an Error.
+// value(), * and -> on an error abort the process with a message naming the error.
 template <typename T>
 class [[nodiscard]] Result {
  public:
@@ -46,15 +51,15 @@ class [[nodiscard]] Result {
   explicit operator bool() const { return ok(); }
 
   T& value() & {
-    assert(ok());
+    if (!ok()) DieOnBadValueAccess(std::get<1>(v_));
     return std::get<0>(v_);
   }
   const T& value() const& {
-    assert(ok());
+    if (!ok()) DieOnBadValueAccess(std::get<1>(v_));
     return std::get<0>(v_);
   }
   T&& value() && {
-    assert(ok());
+    if (!ok()) DieOnBadValueAccess(std::get<1>(v_));
     return std::get<0>(std::move(v_));
   }
   T* operator->() { return &value(); }

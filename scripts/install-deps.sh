@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   # build
   cmake g++ make ninja-build pkg-config ccache
-  libfuse3-dev libcurl4-openssl-dev nlohmann-json3-dev libinih-dev libboost-dev
+  libfuse3-dev libcurl4-openssl-dev nlohmann-json3-dev libboost-dev
   libssl-dev libspdlog-dev catch2
   # run and test
   fuse3 openssl curl procps psmisc python3 systemd

@@ -206,8 +206,7 @@ HttpTransport::HttpTransport(HttpOptions options, plugins::TokenSource* tokens,
 
 HttpTransport::~HttpTransport() {
   std::lock_guard<std::mutex> lk(pool_mu_);
-  for (void* h : free_handles_) curl_easy_cleanup(static_cast<CURL*>(h));
-  free_handles_.clear();
+  free_handles_.clear();  // curl_easy_cleanup each, before the global cleanup
   curl_global_cleanup();
 }
 
@@ -227,7 +226,11 @@ base::Counter* HttpTransport::StatusCounter(long status) {
   return c;
 }
 
-void* HttpTransport::AcquireHandle(base::Status* st) {
+void HttpTransport::CurlEasyCleanup::operator()(void* easy) const {
+  curl_easy_cleanup(static_cast<CURL*>(easy));
+}
+
+HttpTransport::CurlHandle HttpTransport::AcquireHandle(base::Status* st) {
   std::unique_lock<std::mutex> lk(pool_mu_);
   auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(options_.timeout * 10);
   bool ok = pool_cv_.wait_for(lk, limit, [&] {
@@ -239,13 +242,13 @@ void* HttpTransport::AcquireHandle(base::Status* st) {
     return nullptr;
   }
   if (!free_handles_.empty()) {
-    void* h = free_handles_.back();
+    CurlHandle h = std::move(free_handles_.back());
     free_handles_.pop_back();
     return h;
   }
   ++created_handles_;
   lk.unlock();
-  CURL* h = curl_easy_init();
+  CurlHandle h(curl_easy_init());
   if (h == nullptr) {
     lk.lock();
     --created_handles_;
@@ -255,9 +258,9 @@ void* HttpTransport::AcquireHandle(base::Status* st) {
   return h;
 }
 
-void HttpTransport::ReleaseHandle(void* handle) {
+void HttpTransport::ReleaseHandle(CurlHandle handle) {
   std::lock_guard<std::mutex> lk(pool_mu_);
-  free_handles_.push_back(handle);
+  free_handles_.push_back(std::move(handle));
   pool_cv_.notify_one();
 }
 
@@ -291,11 +294,12 @@ base::Result<HttpResponse> HttpTransport::Do(const HttpRequest& req) {
 
     // ---- one attempt ----
     base::Status pool_status;
-    CURL* h = static_cast<CURL*>(AcquireHandle(&pool_status));
-    if (h == nullptr) {
+    CurlHandle handle = AcquireHandle(&pool_status);
+    if (handle == nullptr) {
       failed_->Inc();
       return pool_status.error().Wrap(what);
     }
+    CURL* h = handle.get();
     curl_easy_reset(h);  // keeps the live connection
     HttpResponse resp;
     CallbackState cb;
@@ -367,7 +371,7 @@ base::Result<HttpResponse> HttpTransport::Do(const HttpRequest& req) {
     curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &new_conns);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
-    ReleaseHandle(h);
+    ReleaseHandle(std::move(handle));
     bytes_sent_->Inc(static_cast<uint64_t>(std::max<curl_off_t>(0, up)));
     bytes_received_->Inc(static_cast<uint64_t>(std::max<curl_off_t>(0, down)));
     connections_->Inc(static_cast<uint64_t>(std::max<long>(0, new_conns)));

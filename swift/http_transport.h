@@ -127,8 +127,14 @@ class HttpTransport {
 
  private:
   struct Attempt;
-  void* AcquireHandle(base::Status* st);
-  void ReleaseHandle(void* handle);
+  // A libcurl easy handle (libcurl's CURL is void), cleaned up with curl_easy_cleanup.
+  struct CurlEasyCleanup {
+    void operator()(void* easy) const;
+  };
+  using CurlHandle = std::unique_ptr<void, CurlEasyCleanup>;
+  // A pooled handle (null + *st on failure); give it back with ReleaseHandle.
+  CurlHandle AcquireHandle(base::Status* st);
+  void ReleaseHandle(CurlHandle handle);
   base::Counter* StatusCounter(long status);
   double NextRandom();
 
@@ -143,7 +149,7 @@ class HttpTransport {
 
   std::mutex pool_mu_;  // guards the pool below; never held across curl_easy_perform
   std::condition_variable pool_cv_;
-  std::vector<void*> free_handles_;
+  std::vector<CurlHandle> free_handles_;
   uint64_t created_handles_ = 0;
 
   std::mutex status_mu_;

@@ -57,11 +57,15 @@ class MetadataClient {
   virtual base::Result<j::LeaseReply> Lease(j::LeaseRequest req) = 0;
 };
 
-// Every MetadataClient method once, for decorators and fakes that forward or count all of them:
-// X(ReplyType, MethodName, RequestType); the wire name is "Rpc" #MethodName except StatVfs
-// (RpcStatVFS).
+// Every MetadataClient method once, for the client, decorators and fakes that forward or count
+// all of them: X(ReplyType, MethodName, RequestType); the wire name is "Rpc" #MethodName except
+// StatVfs (RpcStatVFS). PFS_METADATA_MOUNT_METHODS: all but Ping, i.e. those whose request
+// carries a MountID (fakes that set it forward these and write Ping by hand).
 #define PFS_METADATA_METHODS(X)                                                   \
   X(j::PingReply, Ping, j::PingReq)                                               \
+  PFS_METADATA_MOUNT_METHODS(X)
+
+#define PFS_METADATA_MOUNT_METHODS(X)                                             \
   X(j::StatStruct, GetStat, j::GetStatRequest)                                    \
   X(j::InodeReply, Lookup, j::LookupRequest)                                      \
   X(j::LookupPlusReply, LookupPlus, j::LookupRequest)                             \

@@ -1,63 +1,19 @@
 #include "swift/proxyfs_mount.h"
 
-#include <charconv>
-#include <limits>
-
 #include "plugins/storage_url.h"
+#include "swift/jrpcfs_codec.h"
+#include "swift/retryrpc_wire.h"
 
 namespace swift {
 namespace {
 
-int Base64Value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
 base::Error MapRpcError(const std::string& method, const std::string& text) {
-  static const std::string kPrefix = "errno: ";
-  if (text.rfind(kPrefix, 0) == 0) {
-    int n = 0;
-    const char* b = text.data() + kPrefix.size();
-    const char* e = text.data() + text.size();
-    auto [p, ec] = std::from_chars(b, e, n);
-    if (ec == std::errc() && p == e && n > 0) {
-      return base::Error(n, method + " failed: " + text + " (" + base::ErrnoName(n) + ")");
-    }
-  }
+  const int n = retryrpc::ErrnoFromErrstr(text, 0);  // the one "errno: N" parser
+  if (n > 0) return base::Error(n, method + " failed: " + text + " (" + base::ErrnoName(n) + ")");
   return base::Error(EIO, method + " failed: " + text);
 }
 
 }  // namespace
-
-base::Result<std::string> DecodeBase64(const std::string& text) {
-  if (text.size() % 4 != 0) return base::Error(EIO, "base64 length is not a multiple of 4");
-  std::string out;
-  out.reserve(text.size() / 4 * 3);
-  for (size_t i = 0; i < text.size(); i += 4) {
-    int v[4];
-    int pad = 0;
-    for (int k = 0; k < 4; ++k) {
-      char c = text[i + k];
-      if (c == '=' && i + 4 == text.size() && k >= 2) {
-        v[k] = 0;
-        ++pad;
-        continue;
-      }
-      if (pad > 0) return base::Error(EIO, "base64 data after padding");
-      v[k] = Base64Value(c);
-      if (v[k] < 0) return base::Error(EIO, "invalid base64 character");
-    }
-    uint32_t triple = (v[0] << 18) | (v[1] << 12) | (v[2] << 6) | v[3];
-    out.push_back(static_cast<char>((triple >> 16) & 0xff));
-    if (pad < 2) out.push_back(static_cast<char>((triple >> 8) & 0xff));
-    if (pad < 1) out.push_back(static_cast<char>(triple & 0xff));
-  }
-  return out;
-}
 
 base::Result<nlohmann::json> ParseJsonRpcReply(const std::string& body, uint64_t expected_id) {
   nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
@@ -109,7 +65,7 @@ base::Result<MountInfo> ParseMountResult(const nlohmann::json& r, const std::str
   }
   if (auto it = r.find("RootCAx509CertificatePEM"); it != r.end() && !it->is_null()) {
     if (!it->is_string()) return bad("RootCAx509CertificatePEM is not a string");
-    auto pem = DecodeBase64(it->get<std::string>());
+    auto pem = jrpcfs::Base64Decode(it->get<std::string>());
     if (!pem.ok()) return bad("RootCAx509CertificatePEM: " + pem.error().Message());
     info.root_ca_pem = std::move(pem.value());
   }

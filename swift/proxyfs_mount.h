@@ -37,9 +37,6 @@ struct MountInfo {
   std::string account;              // account the mount was made for
 };
 
-// Strict standard base64 (RFC 4648 §4, '=' padding required). Exposed for tests.
-base::Result<std::string> DecodeBase64(const std::string& text);
-
 // Parses a JSON-RPC reply body; returns "result" (may be null) or the mapped error.
 base::Result<nlohmann::json> ParseJsonRpcReply(const std::string& body, uint64_t expected_id);
 

@@ -20,8 +20,9 @@ Error RetryRpcMetadataClient::MapServerError(const std::string& method, const st
     rpc_->MarkMountLost("server says: " + errstr);
     return Error(ESTALE, method + ": mount lost: " + errstr);
   }
-  int err = retryrpc::ErrnoFromErrstr(errstr, default_errno);
-  if (err == EINVAL && errstr.rfind("errno: ", 0) == 0) {
+  const int server_errno = retryrpc::ErrnoFromErrstr(errstr, 0);
+  int err = server_errno != 0 ? server_errno : default_errno;
+  if (server_errno == EINVAL) {
     // Unknown MountID also answers "errno: 22": RpcStatVFS can fail for no other reason.
     bool lost = method == "RpcStatVFS";
     if (!lost) {

@@ -29,35 +29,11 @@ class RetryRpcMetadataClient : public MetadataClient {
  public:
   RetryRpcMetadataClient(RetryRpcClient* rpc, std::string mount_id);
 
-  base::Result<j::PingReply> Ping(j::PingReq req) override;
-  base::Result<j::StatStruct> GetStat(j::GetStatRequest req) override;
-  base::Result<j::InodeReply> Lookup(j::LookupRequest req) override;
-  base::Result<j::LookupPlusReply> LookupPlus(j::LookupRequest req) override;
-  base::Result<j::InodeReply> Access(j::AccessRequest req) override;
-  base::Result<j::InodeReply> Create(j::CreateRequest req) override;
-  base::Result<j::InodeReply> Mkdir(j::MkdirRequest req) override;
-  base::Result<j::InodeReply> Symlink(j::SymlinkRequest req) override;
-  base::Result<j::ReadSymlinkReply> ReadSymlink(j::ReadSymlinkRequest req) override;
-  base::Result<j::Reply> Link(j::LinkRequest req) override;
-  base::Result<j::Reply> Unlink(j::UnlinkRequest req) override;
-  base::Result<j::Reply> Rmdir(j::UnlinkRequest req) override;
-  base::Result<j::Reply> Rename(j::RenameRequest req) override;
-  base::Result<j::ReaddirReply> ReaddirByLoc(j::ReaddirByLocRequest req) override;
-  base::Result<j::ReaddirPlusReply> ReaddirPlusByLoc(j::ReaddirByLocRequest req) override;
-  base::Result<j::Reply> Chmod(j::ChmodRequest req) override;
-  base::Result<j::Reply> Chown(j::ChownRequest req) override;
-  base::Result<j::Reply> Resize(j::ResizeRequest req) override;
-  base::Result<j::Reply> SetTime(j::SetTimeRequest req) override;
-  base::Result<j::GetXAttrReply> GetXAttr(j::GetXAttrRequest req) override;
-  base::Result<j::Reply> SetXAttr(j::SetXAttrRequest req) override;
-  base::Result<j::ListXAttrReply> ListXAttr(j::ListXAttrRequest req) override;
-  base::Result<j::Reply> RemoveXAttr(j::RemoveXAttrRequest req) override;
-  base::Result<j::StatVFS> StatVfs(j::StatVFSRequest req) override;
-  base::Result<j::ProvisionObjectReply> ProvisionObject(j::ProvisionObjectRequest req) override;
-  base::Result<j::WroteReply> Wrote(j::WroteRequest req) override;
-  base::Result<j::FetchExtentMapChunkReply> FetchExtentMapChunk(
-      j::FetchExtentMapChunkRequest req) override;
-  base::Result<j::LeaseReply> Lease(j::LeaseRequest req) override;
+  // One override per method of the list (swift/metadata_client.h); each names its wire method
+  // and the errno of a bare server error in rpc_metadata_client.cc.
+#define PFS_RPC_DECLARE(Rep, Name, Req) base::Result<Rep> Name(Req req) override;
+  PFS_METADATA_METHODS(PFS_RPC_DECLARE)
+#undef PFS_RPC_DECLARE
 
   // Maps a server errstr to an Error (see header comment); may mark the mount lost.
   base::Error MapServerError(const std::string& method, const std::string& errstr,

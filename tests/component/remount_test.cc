@@ -27,37 +27,7 @@ class SessionClient : public swift::MetadataClient {
     req.MountID = id_;                                     \
     return Finish(#Name, core_->Name(req));                \
   }
-  PFS_SESSION_FWD(j::StatStruct, GetStat, j::GetStatRequest)
-  PFS_SESSION_FWD(j::InodeReply, Lookup, j::LookupRequest)
-  PFS_SESSION_FWD(j::LookupPlusReply, LookupPlus, j::LookupRequest)
-  PFS_SESSION_FWD(j::InodeReply, Access, j::AccessRequest)
-  PFS_SESSION_FWD(j::InodeReply, Create, j::CreateRequest)
-  PFS_SESSION_FWD(j::InodeReply, Mkdir, j::MkdirRequest)
-  PFS_SESSION_FWD(j::InodeReply, Symlink, j::SymlinkRequest)
-  PFS_SESSION_FWD(j::ReadSymlinkReply, ReadSymlink, j::ReadSymlinkRequest)
-  PFS_SESSION_FWD(j::Reply, Link, j::LinkRequest)
-  PFS_SESSION_FWD(j::Reply, Unlink, j::UnlinkRequest)
-  PFS_SESSION_FWD(j::Reply, Rmdir, j::UnlinkRequest)
-  PFS_SESSION_FWD(j::ReaddirReply, ReaddirByLoc, j::ReaddirByLocRequest)
-  PFS_SESSION_FWD(j::ReaddirPlusReply, ReaddirPlusByLoc, j::ReaddirByLocRequest)
-  PFS_SESSION_FWD(j::Reply, Chmod, j::ChmodRequest)
-  PFS_SESSION_FWD(j::Reply, Chown, j::ChownRequest)
-  PFS_SESSION_FWD(j::Reply, Resize, j::ResizeRequest)
-  PFS_SESSION_FWD(j::Reply, SetTime, j::SetTimeRequest)
-  PFS_SESSION_FWD(j::GetXAttrReply, GetXAttr, j::GetXAttrRequest)
-  PFS_SESSION_FWD(j::Reply, SetXAttr, j::SetXAttrRequest)
-  PFS_SESSION_FWD(j::ListXAttrReply, ListXAttr, j::ListXAttrRequest)
-  PFS_SESSION_FWD(j::Reply, RemoveXAttr, j::RemoveXAttrRequest)
-  PFS_SESSION_FWD(j::StatVFS, StatVfs, j::StatVFSRequest)
-  PFS_SESSION_FWD(j::ProvisionObjectReply, ProvisionObject, j::ProvisionObjectRequest)
-  PFS_SESSION_FWD(j::WroteReply, Wrote, j::WroteRequest)
-  PFS_SESSION_FWD(j::FetchExtentMapChunkReply, FetchExtentMapChunk,
-                  j::FetchExtentMapChunkRequest)
-  PFS_SESSION_FWD(j::LeaseReply, Lease, j::LeaseRequest)
-  base::Result<j::Reply> Rename(j::RenameRequest req) override {
-    req.MountID = id_;
-    return Finish("Rename", core_->Rename(req));
-  }
+  PFS_METADATA_MOUNT_METHODS(PFS_SESSION_FWD)
 #undef PFS_SESSION_FWD
   base::Result<j::PingReply> Ping(j::PingReq req) override { return core_->Ping(req); }
 

@@ -31,9 +31,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto info = swift::ParseMountResult(j, "AUTH_test");
     PFS_FUZZ_CHECK_ERROR(info);
   }
-  auto raw = swift::DecodeBase64(body);
+  auto raw = swift::jrpcfs::Base64Decode(body);
   PFS_FUZZ_CHECK_ERROR(raw);
-  auto round = swift::DecodeBase64(swift::jrpcfs::Base64Encode(body));
+  auto round = swift::jrpcfs::Base64Decode(swift::jrpcfs::Base64Encode(body));
   PFS_FUZZ_CHECK(round.ok() && *round == body);
   return 0;
 }

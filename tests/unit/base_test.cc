@@ -1,9 +1,16 @@
 #include <catch2/catch.hpp>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
 #include <thread>
 
 #include "base/append_buffer.h"
 #include "base/metrics.h"
 #include "base/result.h"
+#include "base/unique_fd.h"
 
 TEST_CASE("Result carries a value or an errno-bearing error", "[base]") {
   base::Result<int> good(7);
@@ -122,4 +129,72 @@ TEST_CASE("Pow2Histogram buckets to the nearest power of two and renders the ori
         "PFSAgent.A avg:0 count:1 total:0 0:1\n"
         "PFSAgent.B avg:7 count:1 total:7 8:1\n"
         "proxyfs.retryrpc.ClientSide-a_b_c_d_e avg:0 count:0 total:0\n");
+}
+
+namespace {
+// Runs `fn` in a child process with stderr to a pipe; returns the child's wait status and what it
+// wrote on stderr. Bounded: the child is killed after 10 s.
+std::pair<int, std::string> RunInChild(void (*fn)()) {
+  int p[2];
+  REQUIRE(pipe(p) == 0);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    dup2(p[1], 2);
+    signal(SIGABRT, SIG_DFL);  // not Catch2's fatal-condition handler: just die
+    alarm(10);
+    fn();
+    _exit(0);
+  }
+  close(p[1]);
+  base::UniqueFd rd(p[0]);
+  std::string err;
+  char buf[512];
+  for (ssize_t n; (n = read(rd.get(), buf, sizeof buf)) > 0;) err.append(buf, n);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  return {status, err};
+}
+}  // namespace
+
+TEST_CASE("Result::value() on an error aborts naming the error, in every build type", "[base]") {
+  auto [status, err] = RunInChild([] {
+    base::Result<int> bad(base::Error(ENOENT, "no such thing"));
+    int v = bad.value();
+    std::printf("%d", v);  // not reached
+  });
+  REQUIRE(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGABRT);
+  CHECK(err.find("Result::value() called on an error: ENOENT: no such thing") != std::string::npos);
+  // operator-> goes through value() too.
+  auto [status2, err2] = RunInChild([] {
+    base::Result<std::string> bad(base::Error(EIO, "disk on fire"));
+    std::printf("%zu", bad->size());
+  });
+  REQUIRE(WIFSIGNALED(status2));
+  CHECK(err2.find("EIO: disk on fire") != std::string::npos);
+  // A good value is untouched.
+  auto [status3, err3] = RunInChild([] {
+    base::Result<int> good(3);
+    if (good.value() != 3) std::abort();
+  });
+  CHECK(WIFEXITED(status3));
+  CHECK(WEXITSTATUS(status3) == 0);
+}
+
+TEST_CASE("UniqueFd closes once and hands over on move", "[base]") {
+  int p[2];
+  REQUIRE(pipe(p) == 0);
+  {
+    base::UniqueFd a(p[0]);
+    base::UniqueFd b(std::move(a));
+    CHECK_FALSE(a.valid());
+    CHECK(b.get() == p[0]);
+  }
+  // p[0] was closed by b: the write end now sees no reader.
+  signal(SIGPIPE, SIG_IGN);
+  char c = 0;
+  CHECK(write(p[1], &c, 1) == -1);
+  CHECK(errno == EPIPE);
+  close(p[1]);
 }

@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include "swift/jrpcfs_codec.h"
 #include "swift/proxyfs_mount.h"
+#include "swift/retryrpc_wire.h"
 #include "swift/swift_object_store.h"
 
 TEST_CASE("Content-Range parsing", "[object_store]") {
@@ -46,14 +48,28 @@ TEST_CASE("JSON-RPC reply parsing", "[mount]") {
   CHECK_FALSE(swift::ParseJsonRpcReply("garbage", 1).ok());
 }
 
-TEST_CASE("base64 decoding", "[mount]") {
-  CHECK(*swift::DecodeBase64("") == "");
-  CHECK(*swift::DecodeBase64("Zg==") == "f");
-  CHECK(*swift::DecodeBase64("Zm8=") == "fo");
-  CHECK(*swift::DecodeBase64("Zm9v") == "foo");
-  CHECK(*swift::DecodeBase64("LS0tLS1CRUdJTg==") == "-----BEGIN");
-  CHECK_FALSE(swift::DecodeBase64("Zg=").ok());
-  CHECK_FALSE(swift::DecodeBase64("Z===").ok());
-  CHECK_FALSE(swift::DecodeBase64("Zg=a").ok());
-  CHECK_FALSE(swift::DecodeBase64("Z!==").ok());
+TEST_CASE("the PROXYFS mount and retryrpc read \"errno: N\" alike (one parser)", "[mount]") {
+  for (const char* text : {"errno: 2", "errno: 2 (no such file)", "errno: 13x", "errno: -1",
+                           "errno: 0", "errno: ", "errno: 99999999999", "Errno: 2", "boom"}) {
+    auto e = swift::ParseJsonRpcReply(
+        nlohmann::json{{"id", 9}, {"result", nullptr}, {"error", text}}.dump(), 9);
+    REQUIRE_FALSE(e.ok());
+    INFO(text);
+    CHECK(e.error().Errno() == swift::retryrpc::ErrnoFromErrstr(text, EIO));
+  }
+  auto e = swift::ParseJsonRpcReply(R"({"id": 1, "result": null, "error": "errno: 13 denied"})", 1);
+  REQUIRE_FALSE(e.ok());
+  CHECK(e.error().Errno() == EACCES);
+}
+
+TEST_CASE("base64 decoding (the codec's decoder, the only one)", "[mount]") {
+  CHECK(*swift::jrpcfs::Base64Decode("") == "");
+  CHECK(*swift::jrpcfs::Base64Decode("Zg==") == "f");
+  CHECK(*swift::jrpcfs::Base64Decode("Zm8=") == "fo");
+  CHECK(*swift::jrpcfs::Base64Decode("Zm9v") == "foo");
+  CHECK(*swift::jrpcfs::Base64Decode("LS0tLS1CRUdJTg==") == "-----BEGIN");
+  CHECK_FALSE(swift::jrpcfs::Base64Decode("Zg=").ok());
+  CHECK_FALSE(swift::jrpcfs::Base64Decode("Z===").ok());
+  CHECK_FALSE(swift::jrpcfs::Base64Decode("Zg=a").ok());
+  CHECK_FALSE(swift::jrpcfs::Base64Decode("Z!==").ok());
 }

@@ -19,6 +19,8 @@
 
 namespace fakes {
 
+namespace j = swift::jrpcfs;  // the names PFS_METADATA_MOUNT_METHODS expands to
+
 class FsCoreMetadataClient : public swift::MetadataClient {
  public:
   explicit FsCoreMetadataClient(emulator::FsCore* core) : core_(core) {
@@ -40,38 +42,12 @@ class FsCoreMetadataClient : public swift::MetadataClient {
   }
 
 #define PFS_FSCORE_FWD(Rep, Name, Req)                                  \
-  base::Result<swift::jrpcfs::Rep> Name(swift::jrpcfs::Req req) override { \
+  base::Result<Rep> Name(Req req) override {                             \
     if (auto e = Injected(#Name)) return *e;                             \
     req.MountID = MountId();                                             \
     return core_->Name(req);                                             \
   }
-  PFS_FSCORE_FWD(StatStruct, GetStat, GetStatRequest)
-  PFS_FSCORE_FWD(InodeReply, Lookup, LookupRequest)
-  PFS_FSCORE_FWD(LookupPlusReply, LookupPlus, LookupRequest)
-  PFS_FSCORE_FWD(InodeReply, Access, AccessRequest)
-  PFS_FSCORE_FWD(InodeReply, Create, CreateRequest)
-  PFS_FSCORE_FWD(InodeReply, Mkdir, MkdirRequest)
-  PFS_FSCORE_FWD(InodeReply, Symlink, SymlinkRequest)
-  PFS_FSCORE_FWD(ReadSymlinkReply, ReadSymlink, ReadSymlinkRequest)
-  PFS_FSCORE_FWD(Reply, Link, LinkRequest)
-  PFS_FSCORE_FWD(Reply, Unlink, UnlinkRequest)
-  PFS_FSCORE_FWD(Reply, Rmdir, UnlinkRequest)
-  PFS_FSCORE_FWD(Reply, Rename, RenameRequest)
-  PFS_FSCORE_FWD(ReaddirReply, ReaddirByLoc, ReaddirByLocRequest)
-  PFS_FSCORE_FWD(ReaddirPlusReply, ReaddirPlusByLoc, ReaddirByLocRequest)
-  PFS_FSCORE_FWD(Reply, Chmod, ChmodRequest)
-  PFS_FSCORE_FWD(Reply, Chown, ChownRequest)
-  PFS_FSCORE_FWD(Reply, Resize, ResizeRequest)
-  PFS_FSCORE_FWD(Reply, SetTime, SetTimeRequest)
-  PFS_FSCORE_FWD(GetXAttrReply, GetXAttr, GetXAttrRequest)
-  PFS_FSCORE_FWD(Reply, SetXAttr, SetXAttrRequest)
-  PFS_FSCORE_FWD(ListXAttrReply, ListXAttr, ListXAttrRequest)
-  PFS_FSCORE_FWD(Reply, RemoveXAttr, RemoveXAttrRequest)
-  PFS_FSCORE_FWD(StatVFS, StatVfs, StatVFSRequest)
-  PFS_FSCORE_FWD(ProvisionObjectReply, ProvisionObject, ProvisionObjectRequest)
-  PFS_FSCORE_FWD(WroteReply, Wrote, WroteRequest)
-  PFS_FSCORE_FWD(FetchExtentMapChunkReply, FetchExtentMapChunk, FetchExtentMapChunkRequest)
-  PFS_FSCORE_FWD(LeaseReply, Lease, LeaseRequest)
+  PFS_METADATA_MOUNT_METHODS(PFS_FSCORE_FWD)
 #undef PFS_FSCORE_FWD
 
   base::Result<swift::jrpcfs::PingReply> Ping(swift::jrpcfs::PingReq req) override {
