@@ -77,7 +77,9 @@ struct InodeState {
   bool mtime_dirty = false;   // local mtime not yet sent to the server
   struct timespec mtime {};
   uint64_t mtime_gen = 0;     // bumped by every local mtime change (flush hand-off)
-  uint64_t data_gen = 0;      // bumped by every WRITE (drop-when-unused check)
+  // Bumped by every WRITE, truncate and settling of the size (drop-when-unused check; an OPEN
+  // caches the size its RpcGetStat returned only if this did not move meanwhile).
+  uint64_t data_gen = 0;
   uint32_t special_bits = 0;  // S_ISUID|S_ISGID|S_ISVTX kept locally
   bool hidden = false;        // renamed to kHiddenPrefix<ino>, unlink at last release
   uint64_t hidden_parent = 0;

@@ -340,6 +340,7 @@ void Volume::SettleSizeLocked(Inode& n) {
     n.settled_has_size = true;
   }
   n.size_valid = false;
+  ++n.data_gen;  // an OPEN's RpcGetStat sent before this must not cache its size
 }
 
 struct stat Volume::ToStat(const j::StatStruct& s, int64_t sent_ns) {

@@ -182,9 +182,9 @@ Result<OpenReply> Volume::Open(uint64_t ino, int flags) {
     std::lock_guard<std::mutex> l(n->mu);
     n->type = S_IFREG;
     n->open_count++;
-    // The server's size is the one to cache only if our lease was not lowered and no write or
-    // truncate of ours happened while the RpcGetStat was under way; otherwise CurrentSize asks
-    // again under the lease at the first READ/WRITE.
+    // The server's size is the one to cache only if our lease was not lowered and no write,
+    // truncate or flush settling the size (data_gen) happened while the RpcGetStat was under
+    // way; otherwise CurrentSize asks again under the lease at the first READ/WRITE.
     const bool kept = leases_ == nullptr ||
                       (LeaseStamp(n->lease.load(std::memory_order_acquire)) ==
                            LeaseStamp(lease_seen) &&
@@ -312,6 +312,7 @@ Status Volume::Release(uint64_t ino, uint64_t fh) {
     n->hidden = false;
     n->mtime_dirty = false;
     n->size_valid = false;
+    ++n->data_gen;
   } else if (last) {
     // Normally close already flushed; a write after the last flush (mmap) is persisted here.
     {
