@@ -2,11 +2,12 @@
 //
 // One method per FUSE operation, each returning base::Result with a POSIX errno on failure.
 // Node ids are ProxyFS inode numbers (root = 1). The Volume keeps:
-//   * an inode table with kernel lookup counts (Lookup/Create/Mkdir/Symlink/Link/Mknod and
-//     readdirplus entries add one; Forget subtracts), open-handle counts, and local attribute
+//   * an inode table (fuse/inode_table.h, one InodeState per inode) with kernel lookup counts
+//     (Lookup/Create/Mkdir/Symlink/Link/Mknod and readdirplus entries add one; Forget
+//     subtracts), open-handle counts, the I/O state of each inode, and local attribute
 //     overrides (size and mtime while data is unflushed, suid/sgid/sticky bits the server drops,
 //     persisted with the type of emulated special files: fuse/special_files.h, volume_posix.cc);
-//   * file handles (fh numbers) for open files and directories.
+//   * file handles (fh numbers) for open files and directories (HandleTable).
 // File data goes through cache::DataCache (write-back, read cache); metadata through
 // swift::MetadataClient.
 //
