@@ -5,7 +5,7 @@
 // queues one RpcSetTime (ATime only) on a background worker. So the cost is at most one RPC per
 // open that reads, and none at all when the rule says no.
 //
-// Thread-safety: pure functions.
+// Thread-safety: pure functions (no locks, no I/O; the READ never waits for the RpcSetTime).
 #pragma once
 
 #include <cstdint>

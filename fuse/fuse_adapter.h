@@ -27,6 +27,11 @@
 // BeginDrain/EndDrain by one thread at a time (the takeover server); RequestUnmount, Exited and
 // InvalidateInode may be called from any thread. Loop blocks until the kernel side
 // ends (umount, fusermount -u, abort) or Exit is called and a request arrives.
+// No lock across I/O: a request's handler holds no lock of ours while the Volume works or while
+// it calls fuse_reply_* (the Volume's own locks are released before it returns, fuse/volume.h);
+// notify_mu_ guards only the notifier's queue and is released around
+// fuse_lowlevel_notify_inval_inode. Waits: BeginDrain polls the in-flight count; the notifier
+// waits on notify_cv_; nothing here waits for a Volume operation.
 #pragma once
 
 #include <atomic>

@@ -13,7 +13,7 @@
 // inodes cost the extra RpcGetXAttr (once per server ctime change); an ordinary file has a
 // 1-in-10^6 chance to look marked (then one harmless RpcGetXAttr answers "no attribute").
 //
-// Thread-safety: pure functions.
+// Thread-safety: pure functions (no locks, no I/O; the Volume does the RPCs with no lock held).
 #pragma once
 
 #include <sys/types.h>

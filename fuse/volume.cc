@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <future>
 
 #include "cache/attr_cache.h"
 #include "cache/data_cache.h"
@@ -86,11 +85,10 @@ Volume::Volume(VolumeOptions opts, swift::MetadataClient& meta, cache::DataCache
   }
   attr_cache_ = std::make_unique<cache::AttrCache>(ttl, opts.readdir_attr_cache_entries);
   async_ = std::make_unique<cache::WorkerPool>(8, 0);
-  auto root = std::make_shared<Inode>();
-  root->ino = kRootIno;
-  root->type = S_IFDIR;
-  root->nlookup = 1;  // never forgotten
-  inodes_[kRootIno] = root;
+  inodes_.Get(kRootIno, [](Inode& root) {
+    root.type = S_IFDIR;
+    root.nlookup = 1;  // never forgotten
+  });
 }
 
 Volume::~Volume() = default;
@@ -112,83 +110,53 @@ void Volume::DirModified(uint64_t dir, int nlink_delta) {
 // Inode table
 
 std::shared_ptr<Volume::Inode> Volume::GetInode(uint64_t ino) {
-  std::lock_guard<std::mutex> l(mu_);
-  auto& slot = inodes_[ino];
-  if (!slot) {
-    slot = std::make_shared<Inode>();
-    slot->ino = ino;
+  return inodes_.Get(ino, [this](Inode& n) {
     // No lease cached yet. While the server never lost our leases, what the DataCache holds for
     // the inode is valid (every lease loss invalidated it); after a loss it may predate it, so
     // the inode starts in epoch 0 and its caches are dropped when it is first leased.
     const uint64_t epoch = lease_epoch_.load(std::memory_order_acquire) & kLeaseEpochMask;
-    slot->lease.store(PackLease(epoch == 1 ? 1 : 0, 0, kLeaseNone), std::memory_order_relaxed);
-  }
-  return slot;
+    n.lease.store(PackLease(epoch == 1 ? 1 : 0, 0, kLeaseNone), std::memory_order_relaxed);
+  });
 }
 
-std::shared_ptr<Volume::Inode> Volume::FindInode(uint64_t ino) const {
-  std::lock_guard<std::mutex> l(mu_);
-  auto it = inodes_.find(ino);
-  return it == inodes_.end() ? nullptr : it->second;
-}
+std::shared_ptr<Volume::Inode> Volume::FindInode(uint64_t ino) const { return inodes_.Find(ino); }
 
-void Volume::MaybeDropLocked(uint64_t ino) {
-  if (ino == kRootIno) return;
-  auto it = inodes_.find(ino);
-  if (it == inodes_.end()) return;
-  Inode& n = *it->second;
-  if (n.nlookup == 0 && n.open_count == 0 && !n.mtime_dirty && !n.hidden &&
-      !data_.HasDirty(ino)) {
-    inodes_.erase(it);
-  }
+void Volume::MaybeDrop(uint64_t ino) {
+  inodes_.MaybeDrop(ino, kRootIno, [this](uint64_t i) { return data_.HasDirty(i); });
 }
 
 void Volume::Forget(uint64_t ino, uint64_t nlookup) {
-  std::lock_guard<std::mutex> l(mu_);
-  auto it = inodes_.find(ino);
-  if (it == inodes_.end() || ino == kRootIno) return;
-  it->second->nlookup -= std::min(nlookup, it->second->nlookup);
-  MaybeDropLocked(ino);
+  if (ino == kRootIno) return;
+  auto n = FindInode(ino);
+  if (!n) return;
+  {
+    std::lock_guard<std::mutex> l(n->mu);
+    n->nlookup -= std::min(nlookup, n->nlookup);
+  }
+  MaybeDrop(ino);
 }
 
 void Volume::AddLookup(uint64_t ino) {
   auto n = GetInode(ino);
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::mutex> l(n->mu);
   n->nlookup++;
 }
 
-size_t Volume::InodeCount() const {
-  std::lock_guard<std::mutex> l(mu_);
-  return inodes_.size();
-}
+size_t Volume::InodeCount() const { return inodes_.Size(); }
 
 std::vector<uint64_t> Volume::InodeNumbers() const {
-  std::lock_guard<std::mutex> l(mu_);
   std::vector<uint64_t> out;
-  out.reserve(inodes_.size());
-  for (const auto& [ino, inode] : inodes_) out.push_back(ino);
+  for (const auto& n : inodes_.All()) out.push_back(n->ino);
   return out;
 }
 
-size_t Volume::OpenHandleCount() const {
-  std::lock_guard<std::mutex> l(mu_);
-  return handles_.size();
-}
+size_t Volume::OpenHandleCount() const { return handles_.Count(); }
 
 uint64_t Volume::NewHandle(uint64_t ino, int flags, bool dir) {
-  std::lock_guard<std::mutex> l(mu_);
-  uint64_t fh = next_fh_++;
-  handles_[fh] = Handle{ino, flags, dir, nullptr};
-  if (!dir) ++file_handles_;
-  return fh;
+  return handles_.Add(ino, flags, dir);
 }
 
-std::optional<Volume::Handle> Volume::GetHandle(uint64_t fh) const {
-  std::lock_guard<std::mutex> l(mu_);
-  auto it = handles_.find(fh);
-  if (it == handles_.end()) return std::nullopt;
-  return it->second;
-}
+std::optional<Volume::Handle> Volume::GetHandle(uint64_t fh) const { return handles_.Get(fh); }
 
 Status Volume::CheckDirHandle(uint64_t ino, uint64_t fh) const {
   auto h = GetHandle(fh);
@@ -207,7 +175,7 @@ Status Volume::CheckFileHandle(uint64_t ino, uint64_t fh, Handle* out) const {
 // Leases
 
 void Volume::LowerLease(Inode& n, uint64_t level) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::mutex> l(n.mu);
   const uint64_t cur = n.lease.load(std::memory_order_relaxed);
   n.lease.store(PackLease(LeaseEpochOf(cur), LeaseGenOf(cur) + 1,
                           std::min(LeaseLevelOf(cur), level)),
@@ -227,12 +195,13 @@ void Volume::LeasesLost() {
 }
 
 void Volume::DropStaleLease(Inode& n, uint64_t epoch) {
-  std::unique_lock<std::shared_mutex> io(n.io_mu);
+  IoScope io(n, Inode::Io::kExclusive);
   if (LeaseEpochOf(n.lease.load(std::memory_order_acquire)) == epoch) return;  // done meanwhile
   data_.Invalidate(n.ino);
   Changed(n.ino);
-  std::lock_guard<std::mutex> l(mu_);
-  if (!data_.HasDirty(n.ino)) SettleSizeLocked(n);
+  const bool dirty = data_.HasDirty(n.ino);  // stable: no WRITE while we are exclusive
+  std::lock_guard<std::mutex> l(n.mu);
+  if (!dirty) SettleSizeLocked(n);
   n.pc_valid = false;
   const uint64_t cur = n.lease.load(std::memory_order_relaxed);
   n.lease.store(PackLease(epoch, LeaseGenOf(cur) + 1, kLeaseNone), std::memory_order_release);
@@ -265,7 +234,7 @@ Status Volume::AcquireLease(Inode& n, uint64_t need) {
   }
   uint64_t got = need;
   if (need == kLeaseShared && leases_->HoldsExclusive(n.ino)) got = kLeaseExclusive;
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::mutex> l(n.mu);
   const uint64_t cur = n.lease.load(std::memory_order_relaxed);
   // Lowered since `seen` (the lease was given up after the grant, or an exclusive one demoted
   // after HoldsExclusive answered), or the leases were lost meanwhile: the caller checks again
@@ -295,21 +264,21 @@ Status Volume::EnsureLease(Inode& n, uint64_t need) {
                         std::to_string(kLeaseAttempts) + " times right after being granted");
 }
 
-template <typename Lock>
-Status Volume::LockWithLease(Inode& n, uint64_t need, Lock& lock) {
+Status Volume::EnterWithLease(Inode& n, uint64_t need, Inode::Io mode, IoScope& scope) {
   if (leases_ == nullptr || need == kLeaseNone) {
-    lock.lock();
+    scope.Begin(n, mode);
     return base::Ok();
   }
   for (int attempt = 0; attempt < kLeaseAttempts; ++attempt) {
-    lock.lock();
-    // Lowering needs io_mu exclusively: while we hold `lock`, a level seen here stays valid
-    // (LeasesLost may move the epoch on meanwhile: an operation already under way finishes).
+    scope.Begin(n, mode);
+    // Lowering is done registered kExclusive: while we are registered, a level seen here stays
+    // valid (LeasesLost may move the epoch on meanwhile: an operation already under way
+    // finishes).
     if (HeldLevel(n) >= need) {
       MaybeTouch(n);
       return base::Ok();
     }
-    lock.unlock();
+    scope.End();
     PFS_RETURN_IF_ERROR(AcquireLease(n, need));
   }
   if (lease_failures_) lease_failures_->Inc();
@@ -317,35 +286,23 @@ Status Volume::LockWithLease(Inode& n, uint64_t need, Lock& lock) {
                         std::to_string(kLeaseAttempts) + " times right after being granted");
 }
 
-Result<uint64_t> Volume::CurrentSize(Inode& n) {
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    if (n.size_valid) return n.size;
-  }
-  // Dropped by a lease invalidation while the file stayed open: the server's size is
-  // authoritative again (we hold a lease, so nobody else is changing it).
-  auto st = Stat(n.ino);
-  if (!st.ok()) return st.error();
-  std::lock_guard<std::mutex> l(mu_);
-  if (!n.size_valid) {
-    n.size = st->Size;
-    n.size_valid = true;
-  }
-  return n.size;
-}
-
 std::shared_ptr<Volume::Inode> Volume::FindOpenInode(uint64_t ino) const {
-  std::lock_guard<std::mutex> l(mu_);
-  auto it = inodes_.find(ino);
-  if (it == inodes_.end() || it->second->open_count == 0) return nullptr;
-  return it->second;
+  auto n = inodes_.Find(ino);
+  if (!n) return nullptr;
+  std::lock_guard<std::mutex> l(n->mu);
+  return n->open_count == 0 ? nullptr : n;
 }
 
 Status Volume::LeaseFlush(uint64_t ino) {
   auto n = FindInode(ino);
   if (!n) return data_.Flush(ino);
-  std::unique_lock<std::shared_mutex> io(n->io_mu);  // waits for READ/WRITEs in progress
-  LowerLease(*n, kLeaseShared);
+  {
+    IoScope io(*n, Inode::Io::kExclusive);  // waits for READ/WRITEs in progress
+    LowerLease(*n, kLeaseShared);
+  }
+  // No WRITE can start now without asking the gate again (which waits for this hook); READs
+  // under the shared lease left to us may go on during the upload.
+  IoScope flush(*n, Inode::Io::kFlush);
   return FlushInodeLocked(*n);
 }
 
@@ -356,13 +313,14 @@ void Volume::LeaseInvalidate(uint64_t ino) {
     Changed(ino);
     return;
   }
-  std::unique_lock<std::shared_mutex> io(n->io_mu);
+  IoScope io(*n, Inode::Io::kExclusive);
   LowerLease(*n, kLeaseNone);
   data_.Invalidate(ino);
   Changed(ino);  // attributes listed by a READDIR before may be stale now
-  std::lock_guard<std::mutex> l(mu_);
+  const bool dirty = data_.HasDirty(ino);  // stable: no WRITE while we are exclusive
+  std::lock_guard<std::mutex> l(n->mu);
   // Data that could not be flushed stays authoritative locally (it is retried at close).
-  if (!data_.HasDirty(ino)) SettleSizeLocked(*n);
+  if (!dirty) SettleSizeLocked(*n);
   n->pc_valid = false;  // the next OPEN must not keep the kernel's pages
 }
 
@@ -382,6 +340,7 @@ void Volume::SettleSizeLocked(Inode& n) {
     n.settled_has_size = true;
   }
   n.size_valid = false;
+  ++n.data_gen;  // an OPEN's RpcGetStat sent before this must not cache its size
 }
 
 struct stat Volume::ToStat(const j::StatStruct& s, int64_t sent_ns) {
@@ -396,11 +355,10 @@ struct stat Volume::ToStat(const j::StatStruct& s, int64_t sent_ns) {
   st.st_atim = NsToTimespec(s.ATimeNs);
   st.st_mtim = NsToTimespec(s.MTimeNs);
   st.st_ctim = NsToTimespec(s.CTimeNs);
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = inodes_.find(ino);
-    if (it != inodes_.end()) {
-      Inode& n = *it->second;
+  if (auto found = inodes_.Find(ino)) {
+    Inode& n = *found;
+    std::lock_guard<std::mutex> l(n.mu);
+    {
       if (n.type == 0) n.type = s.FileMode & S_IFMT;
       st.st_mode |= n.special_bits;
       if (S_ISREG(s.FileMode)) {
@@ -472,97 +430,23 @@ Result<AttrReply> Volume::GetAttr(uint64_t ino) {
   return r;
 }
 
-Status Volume::FlushInodeLocked(Inode& inode) {
-  struct timespec mtime {};
-  bool send = false;
-  bool hidden = false;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    if (inode.mtime_dirty) {
-      mtime = inode.mtime;
-      send = true;
-    }
-    hidden = inode.hidden;
-  }
-  auto set_time = [this, ino = inode.ino, mtime]() -> Result<j::Reply> {
-    j::SetTimeRequest req;
-    req.InodeNumber = static_cast<int64_t>(ino);
-    req.Stat.MTimeNs = TimespecToNs(mtime);
-    return meta_.SetTime(req);
-  };
-  // RpcWrote never changes times (SERVER.md), so our mtime may reach the server while the data
-  // is still being persisted: overlap the two instead of adding a round trip to every close.
-  // Both have completed before this returns.
-  std::future<Result<j::Reply>> time_future;
-  bool overlap = send && !hidden && data_.HasDirty(inode.ino);
-  if (overlap) {
-    auto task = std::make_shared<std::packaged_task<Result<j::Reply>()>>(set_time);
-    time_future = task->get_future();
-    async_->Submit([task] { (*task)(); });
-  }
-  Status st = data_.Flush(inode.ino);
-  Status result = st;
-  if (send && !hidden) {
-    auto r = overlap ? time_future.get() : set_time();
-    if (r.ok()) {
-      std::lock_guard<std::mutex> l(mu_);
-      // Only clear if no write changed it meanwhile.
-      if (inode.mtime.tv_sec == mtime.tv_sec && inode.mtime.tv_nsec == mtime.tv_nsec) {
-        inode.mtime_dirty = false;
-        inode.settled_ns = SteadyNs();  // see Inode::settled_ns
-        inode.settled_mtime = mtime;
-        inode.settled_has_mtime = true;
-        if (inode.size_valid) {
-          inode.settled_size = inode.size;
-          inode.settled_has_size = true;
-        }
-      }
-    } else if (st.ok()) {
-      result = r.error().Wrap("sending mtime after flush");
-    }
-  } else if (send) {
-    std::lock_guard<std::mutex> l(mu_);
-    inode.mtime_dirty = false;
-  }
-  if (send || !st.ok()) Changed(inode.ino);  // size/mtime on the server changed
-  return result;
-}
-
-Status Volume::FlushInode(uint64_t ino) {
-  auto n = FindInode(ino);
-  if (!n) return data_.Flush(ino);
-  std::unique_lock<std::shared_mutex> io(n->io_mu);
-  return FlushInodeLocked(*n);
-}
-
-Status Volume::Truncate(Inode& inode, uint64_t size) {
-  PFS_RETURN_IF_ERROR(FlushInodeLocked(inode));
-  j::ResizeRequest req;
-  req.InodeNumber = static_cast<int64_t>(inode.ino);
-  req.NewSize = size;
-  auto r = meta_.Resize(req);
-  if (!r.ok()) return r.error();
-  data_.Truncated(inode.ino, size);
-  Changed(inode.ino);
-  std::lock_guard<std::mutex> l(mu_);
-  inode.pc_valid = false;
-  if (inode.size_valid) inode.size = size;
-  inode.mtime_dirty = false;  // the server set mtime = now
-  return base::Ok();
-}
-
 Result<AttrReply> Volume::SetAttr(const Caller& caller, uint64_t ino, const SetAttrIn& in) {
   (void)caller;
   auto n = GetInode(ino);
   {
-    std::unique_lock<std::shared_mutex> io(n->io_mu, std::defer_lock);
     bool is_dir = false;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      std::lock_guard<std::mutex> l(n->mu);
       is_dir = n->type == S_IFDIR;
     }
-    // Changing the size changes the data: exclusive lease (a directory gets EISDIR below).
-    PFS_RETURN_IF_ERROR(LockWithLease(*n, in.size && !is_dir ? kLeaseExclusive : kLeaseNone, io));
+    // Size and times change what READ/WRITE/flush see: registered exclusively (fuse/inode_table.h);
+    // changing the size changes the data: exclusive lease (a directory gets EISDIR below).
+    // Mode and owner only: no registration (their local state is guarded by n->mu).
+    IoScope io;
+    if (in.size || in.atime || in.mtime) {
+      PFS_RETURN_IF_ERROR(EnterWithLease(*n, in.size && !is_dir ? kLeaseExclusive : kLeaseNone,
+                                         Inode::Io::kExclusive, io));
+    }
     if (in.mode) {
       j::ChmodRequest req;
       req.InodeNumber = static_cast<int64_t>(ino);
@@ -570,7 +454,7 @@ Result<AttrReply> Volume::SetAttr(const Caller& caller, uint64_t ino, const SetA
       auto r = meta_.Chmod(req);
       if (!r.ok()) return r.error();
       {
-        std::lock_guard<std::mutex> l(mu_);
+        std::lock_guard<std::mutex> l(n->mu);
         n->special_bits = *in.mode & kSpecialBits;
       }
       PFS_RETURN_IF_ERROR(PersistSpecialBits(ino, *in.mode));  // special bits
@@ -585,7 +469,7 @@ Result<AttrReply> Volume::SetAttr(const Caller& caller, uint64_t ino, const SetA
       // POSIX: chown by a non-root clears suid/sgid; we clear our local copy always.
       uint32_t bits = 0;
       {
-        std::lock_guard<std::mutex> l(mu_);
+        std::lock_guard<std::mutex> l(n->mu);
         n->special_bits &= ~static_cast<uint32_t>(S_ISUID | S_ISGID);
         bits = n->special_bits;
       }
@@ -593,7 +477,7 @@ Result<AttrReply> Volume::SetAttr(const Caller& caller, uint64_t ino, const SetA
     }
     if (in.size) {
       {
-        std::lock_guard<std::mutex> l(mu_);
+        std::lock_guard<std::mutex> l(n->mu);
         is_dir = n->type == S_IFDIR;
       }
       if (is_dir) return Error(EISDIR, "truncate of a directory");
@@ -615,17 +499,14 @@ Result<AttrReply> Volume::SetAttr(const Caller& caller, uint64_t ino, const SetA
       auto r = meta_.SetTime(req);
       if (!r.ok()) return r.error();
       if (in.mtime) {
-        std::lock_guard<std::mutex> l(mu_);
+        std::lock_guard<std::mutex> l(n->mu);
         n->mtime_dirty = false;
       }
     }
   }
   Changed(ino);
   auto r = GetAttr(ino);
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    MaybeDropLocked(ino);
-  }
+  MaybeDrop(ino);
   return r;
 }
 
@@ -664,191 +545,6 @@ Result<struct statvfs> Volume::StatFs() {
   s.f_fsid = r->FileSystemID;
   s.f_namemax = r->MaxFilenameLen;
   return s;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Files
-
-Result<OpenReply> Volume::Open(uint64_t ino, int flags) {
-  auto n = GetInode(ino);
-  uint32_t type = 0;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    type = n->type;
-  }
-  // Shared lease first, so the size we cache below is the one every other mount agrees on.
-  const uint64_t need = (type == 0 || type == S_IFREG) ? kLeaseShared : kLeaseNone;
-  const bool had_lease = leases_ == nullptr || HeldLevel(*n) >= need;
-  std::shared_lock<std::shared_mutex> io_shared(n->io_mu, std::defer_lock);
-  Status leased = LockWithLease(*n, need, io_shared);
-  if (!leased.ok()) {
-    std::lock_guard<std::mutex> l(mu_);
-    MaybeDropLocked(ino);
-    return leased.error();
-  }
-  auto st = Stat(ino);
-  if (!st.ok()) {
-    io_shared.unlock();
-    std::lock_guard<std::mutex> l(mu_);
-    MaybeDropLocked(ino);
-    return st.error();
-  }
-  if (!S_ISREG(st->FileMode)) {
-    io_shared.unlock();
-    std::lock_guard<std::mutex> l(mu_);
-    MaybeDropLocked(ino);
-    return Error(S_ISDIR(st->FileMode) ? EISDIR : EINVAL, "open of a non-regular file");
-  }
-  OpenReply rep;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    n->type = S_IFREG;
-    n->open_count++;
-    if (!n->size_valid && need == kLeaseShared) {
-      n->size = st->Size;
-      n->size_valid = true;
-    }
-    // The kernel's page cache of this file is still right if nobody changed it since our last
-    // open (server mtime and size unchanged, no write or truncate through us since).
-    bool trunc = (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY;
-    rep.keep_cache = !trunc && n->pc_valid && n->pc_mtime_ns == st->MTimeNs &&
-                     n->pc_size == st->Size && !n->mtime_dirty;
-    n->pc_valid = !n->mtime_dirty;
-    n->pc_mtime_ns = st->MTimeNs;
-    n->pc_size = st->Size;
-    if ((flags & O_ACCMODE) != O_WRONLY) NoteAtimeAtOpen(*n, *st);  // POSIX gaps
-  }
-  io_shared.unlock();
-  rep.fh = NewHandle(ino, flags, false);
-  rep.drop_kernel_attrs = !had_lease;
-  if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
-    std::unique_lock<std::shared_mutex> io(n->io_mu, std::defer_lock);
-    Status t = LockWithLease(*n, kLeaseExclusive, io);
-    if (t.ok()) t = Truncate(*n, 0);
-    if (!t.ok()) {
-      io.unlock();
-      (void)Release(ino, rep.fh);
-      return t.error();
-    }
-  }
-  return rep;
-}
-
-Result<std::string> Volume::Read(uint64_t ino, uint64_t fh, uint64_t off, uint64_t size) {
-  PFS_RETURN_IF_ERROR(CheckFileHandle(ino, fh, nullptr));
-  auto n = FindInode(ino);
-  if (!n) return Error(EBADF, "read of an inode without state");
-  MaybeUpdateAtime(*n);  // POSIX gaps: at most one queued RPC per open
-  std::shared_lock<std::shared_mutex> io(n->io_mu, std::defer_lock);
-  PFS_RETURN_IF_ERROR(LockWithLease(*n, kLeaseShared, io));
-  auto file_size = CurrentSize(*n);
-  if (!file_size.ok()) return file_size.error();
-  return data_.Read(ino, off, size, *file_size);
-}
-
-Result<size_t> Volume::Write(uint64_t ino, uint64_t fh, uint64_t off, std::string_view data) {
-  Handle h;
-  PFS_RETURN_IF_ERROR(CheckFileHandle(ino, fh, &h));
-  if ((h.flags & O_ACCMODE) == O_RDONLY) return Error(EBADF, "write on a read-only handle");
-  auto n = FindInode(ino);
-  if (!n) return Error(EBADF, "write of an inode without state");
-  bool append = (h.flags & O_APPEND) != 0;
-  std::shared_lock<std::shared_mutex> shared(n->io_mu, std::defer_lock);
-  std::unique_lock<std::shared_mutex> exclusive(n->io_mu, std::defer_lock);
-  if (append) {
-    PFS_RETURN_IF_ERROR(LockWithLease(*n, kLeaseExclusive, exclusive));
-  } else {
-    PFS_RETURN_IF_ERROR(LockWithLease(*n, kLeaseExclusive, shared));
-  }
-  // The size grows from the current one (re-read from the server if a lease change dropped it).
-  auto cur_size = CurrentSize(*n);
-  if (!cur_size.ok()) return cur_size.error();
-  if (append) off = *cur_size;  // stable: io_mu held exclusively
-  Status st = data_.Write(ino, off, data);
-  if (!st.ok()) return st.error();
-  std::lock_guard<std::mutex> l(mu_);
-  n->size = std::max(n->size, off + data.size());
-  n->mtime = Now();
-  n->mtime_dirty = true;
-  n->pc_valid = false;
-  return data.size();
-}
-
-Status Volume::Flush(uint64_t ino, uint64_t fh) {
-  Handle h;
-  PFS_RETURN_IF_ERROR(CheckFileHandle(ino, fh, &h));
-  if (!opts_.flush_on_close) return base::Ok();  // Release persists (docs/semantics.md)
-  return FlushInode(ino);
-}
-
-Status Volume::Fsync(uint64_t ino, uint64_t fh, bool datasync) {
-  (void)datasync;
-  PFS_RETURN_IF_ERROR(CheckFileHandle(ino, fh, nullptr));
-  return FlushInode(ino);
-}
-
-Status Volume::Fallocate(uint64_t ino, uint64_t fh, int mode, uint64_t off, uint64_t len) {
-  (void)ino;
-  (void)fh;
-  (void)mode;
-  (void)off;
-  (void)len;
-  return Error(EOPNOTSUPP, "fallocate is not supported");
-}
-
-Status Volume::Release(uint64_t ino, uint64_t fh) {
-  std::shared_ptr<Inode> n;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = handles_.find(fh);
-    if (it == handles_.end() || it->second.ino != ino || it->second.dir) {
-      return Error(EBADF, "release of an unknown file handle");
-    }
-    handles_.erase(it);
-    --file_handles_;
-    auto in = inodes_.find(ino);
-    if (in == inodes_.end()) return base::Ok();
-    n = in->second;
-  }
-  std::unique_lock<std::shared_mutex> io(n->io_mu);
-  bool last = false;
-  bool hidden = false;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    if (n->open_count > 0) n->open_count--;
-    last = n->open_count == 0;
-    hidden = n->hidden;
-  }
-  Status result = base::Ok();
-  if (last && hidden) {
-    // The file was unlinked while open: its data no longer matters, but its LogSegments must
-    // complete before the inode goes away.
-    (void)data_.Flush(ino);
-    j::UnlinkRequest req;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      req.InodeNumber = static_cast<int64_t>(n->hidden_parent);
-    }
-    req.Basename = HiddenName(ino);
-    auto r = meta_.Unlink(req);
-    if (!r.ok()) result = r.error().Wrap("removing hidden name of an unlinked open file");
-    DirChanged(static_cast<uint64_t>(req.InodeNumber));
-    data_.Forget(ino);
-    std::lock_guard<std::mutex> l(mu_);
-    n->hidden = false;
-    n->mtime_dirty = false;
-    n->size_valid = false;
-  } else if (last) {
-    // Normally close already flushed; a write after the last flush (mmap) is persisted here.
-    Status f = FlushInodeLocked(*n);
-    if (!f.ok()) result = f;
-    std::lock_guard<std::mutex> l(mu_);
-    if (n->open_count == 0 && !data_.HasDirty(ino)) SettleSizeLocked(*n);
-  }
-  io.unlock();
-  std::lock_guard<std::mutex> l(mu_);
-  MaybeDropLocked(ino);
-  return result;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -933,11 +629,9 @@ Status Volume::RemoveXAttr(uint64_t ino, const std::string& name) {
 
 Status Volume::FlushAll() {
   std::vector<uint64_t> todo = data_.DirtyInodes();
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    for (const auto& [ino, n] : inodes_) {
-      if (n->mtime_dirty) todo.push_back(ino);
-    }
+  for (const auto& n : inodes_.All()) {
+    std::lock_guard<std::mutex> l(n->mu);
+    if (n->mtime_dirty) todo.push_back(n->ino);
   }
   std::sort(todo.begin(), todo.end());
   todo.erase(std::unique(todo.begin(), todo.end()), todo.end());
@@ -956,10 +650,10 @@ std::vector<Unpersisted> Volume::PendingReport() const {
   for (uint64_t ino : data_.DirtyInodes()) {
     out.push_back(Unpersisted{ino, data_.DirtyBytes(ino), "unflushed file data"});
   }
-  std::lock_guard<std::mutex> l(mu_);
-  for (const auto& [ino, n] : inodes_) {
+  for (const auto& n : inodes_.All()) {
+    std::lock_guard<std::mutex> l(n->mu);
     if (n->mtime_dirty && !n->hidden) {
-      out.push_back(Unpersisted{ino, 0, "modification time not sent"});
+      out.push_back(Unpersisted{n->ino, 0, "modification time not sent"});
     }
   }
   return out;
@@ -967,11 +661,9 @@ std::vector<Unpersisted> Volume::PendingReport() const {
 
 void Volume::CleanupHidden() {
   std::vector<std::pair<uint64_t, uint64_t>> hidden;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    for (const auto& [ino, n] : inodes_) {
-      if (n->hidden) hidden.emplace_back(ino, n->hidden_parent);
-    }
+  for (const auto& n : inodes_.All()) {
+    std::lock_guard<std::mutex> l(n->mu);
+    if (n->hidden) hidden.emplace_back(n->ino, n->hidden_parent);
   }
   for (auto [ino, parent] : hidden) {
     (void)data_.Flush(ino);
@@ -979,9 +671,8 @@ void Volume::CleanupHidden() {
     req.InodeNumber = static_cast<int64_t>(parent);
     req.Basename = HiddenName(ino);
     (void)meta_.Unlink(req);
-    auto n = FindInode(ino);
-    if (n) {
-      std::lock_guard<std::mutex> l(mu_);
+    if (auto n = FindInode(ino)) {
+      std::lock_guard<std::mutex> l(n->mu);
       n->hidden = false;
     }
   }
@@ -991,36 +682,36 @@ void Volume::CleanupHidden() {
 
 Volume::KernelState Volume::ExportKernelState() const {
   KernelState out;
-  std::lock_guard<std::mutex> l(mu_);
-  for (const auto& [ino, n] : inodes_) {
+  for (const auto& n : inodes_.All()) {
+    std::lock_guard<std::mutex> l(n->mu);
     if (n->nlookup == 0 && !n->hidden) continue;
-    out.nodes.push_back({ino, n->nlookup, n->hidden, n->hidden_parent});
+    out.nodes.push_back({n->ino, n->nlookup, n->hidden, n->hidden_parent});
   }
-  for (const auto& [fh, h] : handles_) out.handles.push_back({fh, h.ino, h.flags, h.dir});
-  out.next_fh = next_fh_;
+  for (const auto& [fh, h] : handles_.All(&out.next_fh)) {
+    out.handles.push_back({fh, h.ino, h.flags, h.dir});
+  }
   return out;
 }
 
 void Volume::ImportKernelState(const KernelState& state) {
   for (const auto& node : state.nodes) {
     auto n = GetInode(node.ino);
-    std::lock_guard<std::mutex> l(mu_);
+    std::lock_guard<std::mutex> l(n->mu);
     n->nlookup += node.nlookup;
     n->hidden = node.hidden;
     n->hidden_parent = node.hidden_parent;
   }
   for (const auto& h : state.handles) {
     auto n = GetInode(h.ino);
-    std::lock_guard<std::mutex> l(mu_);
     // A directory handle gets a fresh stream: its next READDIR fetches again.
-    handles_[h.fh] = Handle{h.ino, h.flags, h.dir, h.dir ? NewDirStream() : nullptr};
+    handles_.Put(h.fh, Handle{h.ino, h.flags, h.dir, h.dir ? NewDirStream() : nullptr});
     if (!h.dir) {
+      std::lock_guard<std::mutex> l(n->mu);
       n->type = S_IFREG;
       n->open_count++;
     }
   }
-  std::lock_guard<std::mutex> l(mu_);
-  next_fh_ = std::max(next_fh_, state.next_fh);
+  handles_.RaiseNext(state.next_fh);
 }
 
 }  // namespace pfsfuse

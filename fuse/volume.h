@@ -2,11 +2,12 @@
 //
 // One method per FUSE operation, each returning base::Result with a POSIX errno on failure.
 // Node ids are ProxyFS inode numbers (root = 1). The Volume keeps:
-//   * an inode table with kernel lookup counts (Lookup/Create/Mkdir/Symlink/Link/Mknod and
-//     readdirplus entries add one; Forget subtracts), open-handle counts, and local attribute
+//   * an inode table (fuse/inode_table.h, one InodeState per inode) with kernel lookup counts
+//     (Lookup/Create/Mkdir/Symlink/Link/Mknod and readdirplus entries add one; Forget
+//     subtracts), open-handle counts, the I/O state of each inode, and local attribute
 //     overrides (size and mtime while data is unflushed, suid/sgid/sticky bits the server drops,
 //     persisted with the type of emulated special files: fuse/special_files.h, volume_posix.cc);
-//   * file handles (fh numbers) for open files and directories.
+//   * file handles (fh numbers) for open files and directories (HandleTable).
 // File data goes through cache::DataCache (write-back, read cache); metadata through
 // swift::MetadataClient.
 //
@@ -28,21 +29,27 @@
 //
 // Leases (only with a LeaseGate, see below; docs/semantics.md "Leases"): OPEN takes a shared
 // lease (CREATE none), READ and GETATTR of an open file a shared one, WRITE, truncate (SETATTR size,
-// OPEN with O_TRUNC) an exclusive one. Each inode caches the level it holds (an atomic read under
-// io_mu), so a held lease costs no call into the gate and no global lock. The gate's hooks lower
-// that level before the lease is demoted or released (LeaseFlush, LeaseInvalidate): they take
-// io_mu exclusively, so no READ/WRITE is in progress under a lease being given up. A lease
-// failure is ETIMEDOUT (not granted in time) or EIO, never a hang beyond the gate's deadline.
+// OPEN with O_TRUNC) an exclusive one. Each inode caches the level it holds (an atomic, valid
+// while the operation is registered in the inode's I/O state), so a held lease costs no call into
+// the gate and no global lock. The gate's hooks lower that level before the lease is demoted or
+// released (LeaseFlush, LeaseInvalidate): they register exclusively in the inode's I/O state, so
+// no READ/WRITE is in progress under a lease being given up. A lease failure is ETIMEDOUT (not
+// granted in time) or EIO, never a hang beyond the gate's deadline.
 //
 // Thread-safety: all methods are thread-safe and are called concurrently by libfuse worker
-// threads. Lock order: per-inode io_mu (shared for read/write, exclusive for truncate/flush+
-// settime/hide-rename) before a directory stream's mutex (DirStream::mu, never held across an
-// RPC) before table mu_ before the AttrCache's own mutex. mu_ is never held across an RPC or
-// DataCache call;
-// io_mu may be (it only serialises operations on one file). LeaseGate::Acquire* are never
-// called with io_mu or mu_ held (the gate's hooks take them).
-// Blocking: every method may block on RPCs (bounded by the MetadataClient deadline) and on
-// object GET/PUT (bounded by the ObjectStore retry budget).
+// threads, the lease worker (hooks) and the daemon's shutdown/takeover code.
+// No lock across I/O: no mutex of the Volume (InodeTable shards, InodeState::mu, HandleTable,
+// a directory stream's mutex) is held across an RPC, an object GET/PUT, a DataCache call, a
+// LeaseGate call or a fuse_reply_* (the adapter replies after the Volume returned). What must
+// wait for what is per-inode state (fuse/inode_table.h "I/O state"): READs wait only for an
+// exclusive operation (truncate, O_APPEND write, SETATTR of times, lease give-up), never for a
+// flush's upload; a flush waits for the WRITEs that began before it and for other flushes of
+// the inode; WRITEs go on during a flush (their mtime goes to the next one, mtime_gen).
+// Lock order: a directory stream's mutex -> InodeTable shard -> InodeState::mu ->
+// HandleTable / AttrCache mutex (fuse/inode_table.h). LeaseGate::Acquire* are never called with
+// a lock held or while registered in an inode's I/O state (the gate's hooks register).
+// Blocking: every method may block on RPCs (bounded by the MetadataClient deadline), on object
+// GET/PUT (bounded by the ObjectStore retry budget) and on the I/O state of its inode.
 #pragma once
 
 #include <sys/stat.h>
@@ -65,6 +72,7 @@
 
 #include "base/metrics.h"
 #include "fuse/atime.h"
+#include "fuse/inode_table.h"
 #include "fuse/special_files.h"
 #include "base/result.h"
 #include "swift/jrpcfs_types.h"
@@ -112,7 +120,8 @@ struct VolumeOptions {
 // lease::LeaseManager). Acquire* block until this mount holds at least that lease (at once when
 // it already does) or fail with an errno. The Volume never calls Acquire*/HoldsExclusive with
 // one of its locks held, so the implementation's hooks may call LeaseFlush/LeaseInvalidate;
-// Touch may be called under io_mu and must not wait for anything that could need it.
+// Touch may be called while an operation is registered in the inode's I/O state and must not
+// wait for anything that could need it.
 class LeaseGate {
  public:
   virtual ~LeaseGate() = default;
@@ -311,77 +320,18 @@ class Volume {
   void ImportKernelState(const KernelState& state);
 
  private:
-  struct Inode {
-    uint64_t ino = 0;
-    uint64_t nlookup = 0;
-    uint64_t open_count = 0;
-    uint32_t type = 0;            // S_IFREG etc, 0 if unknown
-    bool size_valid = false;      // `size` is authoritative (open or dirty)
-    uint64_t size = 0;
-    bool mtime_dirty = false;     // local mtime not yet sent to the server
-    struct timespec mtime {};
-    uint32_t special_bits = 0;    // S_ISUID|S_ISGID|S_ISVTX kept locally
-    bool hidden = false;          // renamed to kHiddenPrefix<ino>, unlink at last release
-    uint64_t hidden_parent = 0;
-    // Kernel page cache reuse (keep_cache): server mtime/size seen at the last open; cleared by
-    // any write or truncate through us. An open finding them unchanged keeps the page cache.
-    bool pc_valid = false;
-    uint64_t pc_mtime_ns = 0;
-    uint64_t pc_size = 0;
-    // Directories: when (steady clock, ns) the RPC of the last listing from offset 0 was sent.
-    int64_t listed_ns = 0;
-    // When (steady clock, ns) the local size/mtime overlay last stopped applying because the
-    // server got them (flush done): a reply whose RPC was sent before that may predate the
-    // flush, so settled_size/settled_mtime still apply to it (ToStat).
-    int64_t settled_ns = 0;
-    uint64_t settled_size = 0;
-    bool settled_has_size = false;
-    bool settled_has_mtime = false;
-    struct timespec settled_mtime {};
-    std::shared_mutex io_mu;      // see class comment
-    // The lease level this Volume may rely on without asking the gate (bits 0-1: kLeaseNone,
-    // kLeaseShared, kLeaseExclusive), a generation (bits 2-31) bumped by every lowering and the
-    // lease epoch (bits 32-63, see lease_epoch_) the level belongs to. Raised under mu_ only if
-    // generation and epoch did not change since before the gate call; lowered under io_mu
-    // (exclusive) + mu_; read without mu_ on the hot path. A level counts only in the current
-    // epoch.
-    std::atomic<uint64_t> lease{0};
-    std::atomic<int64_t> lease_touched_ns{0};  // last LeaseGate::Touch (steady clock)
-    // POSIX gaps (guarded by mu_): an atime update is due at the next READ (decided at OPEN,
-    // fuse/atime.h); the atime we sent (overlays an older server atime); a directory removed
-    // (rmdir, or replaced by rename) while open keeps answering GETATTR with these attributes
-    // (nlink 0) until forgotten.
-    bool atime_due = false;
-    uint64_t atime_local_ns = 0;
-    bool removed_dir = false;
-    struct stat removed_attr {};
-    // Special files and mode bits (fuse/special_files.h; guarded by mu_): the inode's atime
-    // carries the mark; `special` was read (or written) by us and is valid while the server's
-    // ctime is `special_ctime_ns` (0: re-read at the next stat). gid: last seen (set-gid dirs).
-    bool marked = false;
-    bool special_known = false;
-    uint64_t special_ctime_ns = 0;
-    SpecialMode special;
-    uint32_t gid = 0;
-  };
-  // A directory stream's last RpcReaddir(Plus)ByLoc batch (volume_dir.cc), so one RPC of
-  // ReaddirMaxEntries names serves the kernel's successive READDIR requests.
-  struct DirStream;
-  static std::shared_ptr<DirStream> NewDirStream();  // volume_dir.cc (DirStream is private there)
-  struct Handle {
-    uint64_t ino = 0;
-    int flags = 0;
-    bool dir = false;
-    std::shared_ptr<DirStream> stream;  // directories only
-  };
+  using Inode = InodeState;  // fuse/inode_table.h
+  using Handle = HandleTable::Handle;
+  static std::shared_ptr<DirStream> NewDirStream();  // volume_dir.cc (DirStream is defined there)
 
   std::shared_ptr<Inode> GetInode(uint64_t ino);       // creates if missing
   std::shared_ptr<Inode> FindInode(uint64_t ino) const;  // null if missing
-  void MaybeDropLocked(uint64_t ino);                  // mu_ held
+  // Drops `ino` from the table if nothing refers to it any more (InodeTable::MaybeDrop).
+  void MaybeDrop(uint64_t ino);
   base::Result<swift::jrpcfs::StatStruct> Stat(uint64_t ino);
   // `sent_ns`: when the RPC that returned `s` was sent (steady clock; 0 = now).
   struct stat ToStat(const swift::jrpcfs::StatStruct& s, int64_t sent_ns = 0);
-  // The overlay of `n` stops applying (mu_ held): remember what the server now has.
+  // The overlay of `n` stops applying (n.mu held): remember what the server now has.
   void SettleSizeLocked(Inode& n);
   // The entry for attributes a reply carried, `age` after its RPC was sent: the kernel may keep
   // them max(configured timeout, coherence window) - age, and never longer than `cap`.
@@ -403,11 +353,11 @@ class Volume {
   base::Result<std::optional<uint64_t>> InoIfNeeded(uint64_t parent, const std::string& name);
   // The inode's type (S_IFDIR...): the table's, the cache's, else from the server.
   base::Result<uint32_t> TypeOf(uint64_t ino);
-  // Flushes dirty data and a pending mtime of `ino`. io_mu of the inode must be held
-  // exclusively by the caller (or the caller accepts concurrent writes).
+  // Flushes dirty data and a pending mtime of `inode`. The caller is registered kFlush or
+  // kExclusive in the inode's I/O state (FlushInode registers kFlush).
   base::Status FlushInodeLocked(Inode& inode);
   base::Status FlushInode(uint64_t ino);
-  base::Status Truncate(Inode& inode, uint64_t size);  // io_mu held exclusively
+  base::Status Truncate(Inode& inode, uint64_t size);  // registered kExclusive
   // If `ino` (found as `name` in `parent`) is open, renames it to the hidden name and returns
   // true. Used by unlink and by rename onto an open file.
   base::Result<bool> HideIfOpen(uint64_t parent, const std::string& name, uint64_t ino);
@@ -428,15 +378,14 @@ class Volume {
   static constexpr uint64_t kLeaseNone = 0, kLeaseShared = 1, kLeaseExclusive = 2;
   // Makes sure `need` is held (no lock held by the caller). Ok at once without a gate.
   base::Status EnsureLease(Inode& n, uint64_t need);
-  // Locks `lock` (a shared or unique lock on n.io_mu, unlocked on entry) with `need` held; on
-  // error `lock` is unlocked.
-  template <typename Lock>
-  base::Status LockWithLease(Inode& n, uint64_t need, Lock& lock);
+  // Registers `scope` (inactive on entry) in `mode` with `need` held; on error it stays
+  // inactive.
+  base::Status EnterWithLease(Inode& n, uint64_t need, InodeState::Io mode, IoScope& scope);
   // One gate call; then, if the lease was not lowered meanwhile, raises the cached level.
   base::Status AcquireLease(Inode& n, uint64_t need);
   void MaybeTouch(Inode& n);
   // POSIX-gap hooks (volume.cc, "POSIX gaps" section).
-  void NoteAtimeAtOpen(Inode& n, const swift::jrpcfs::StatStruct& s);  // mu_ held
+  void NoteAtimeAtOpen(Inode& n, const swift::jrpcfs::StatStruct& s);  // n.mu held
   void MaybeUpdateAtime(Inode& n);                                    // no lock held
   // Before an rmdir: the attributes of `name` if it is a directory with an open handle (one
   // lookup + stat RPC, only when some directory is open at all); after it: keep them.
@@ -456,18 +405,23 @@ class Volume {
   // The group of a new entry in `parent` (the parent's when it is set-gid) and whether `parent`
   // is set-gid (new directories then inherit the bit).
   uint32_t InheritedGid(uint64_t parent, uint32_t caller_gid, bool* parent_sgid);
+  // The owner of a new entry in `parent` made by `caller` (the group by InheritedGid).
+  Caller NewOwner(const Caller& caller, uint64_t parent, bool* parent_sgid);
+  // After MKNOD/MKDIR made `ino` (of `type`) with `mode`: keeps and records set-uid/set-gid/
+  // sticky (nothing when none is set).
+  base::Status KeepNewSpecialBits(uint64_t ino, uint32_t type, uint32_t mode);
   uint64_t KeepAtimeMark(uint64_t ino, uint64_t atime_ns);  // marked inodes stay marked
   void FinishStat(struct stat& st);   // nlink 0 of hidden inodes, st_blocks from extents
-  // The file size to use under io_mu with a lease held: the cached one, or (dropped by a lease
+  // The file size to use while registered with a lease held: the cached one, or (dropped by a lease
   // invalidation) the server's, which is then cached again.
   base::Result<uint64_t> CurrentSize(Inode& n);
   std::shared_ptr<Inode> FindOpenInode(uint64_t ino) const;  // null unless open
-  // Lowers the cached level to at most `level` and bumps the generation (io_mu exclusive held).
+  // Lowers the cached level to at most `level` and bumps the generation (registered kExclusive).
   void LowerLease(Inode& n, uint64_t level);
   // The level cached in `n` if it belongs to the current epoch, else kLeaseNone.
   uint64_t HeldLevel(const Inode& n) const;
   // `n` was leased in an earlier epoch: drop its cached extent map and size, move it to
-  // `epoch` with no lease. Takes io_mu exclusively (caller holds no lock).
+  // `epoch` with no lease. Registers kExclusive (the caller is not registered).
   void DropStaleLease(Inode& n, uint64_t epoch);
 
   const VolumeOptions opts_;
@@ -481,11 +435,8 @@ class Volume {
   base::Counter* lease_waits_ = nullptr;    // gate calls (lease not cached in the inode)
   base::Counter* lease_failures_ = nullptr;
 
-  mutable std::mutex mu_;  // guards inodes_, handles_, next_fh_, file_handles_
-  std::unordered_map<uint64_t, std::shared_ptr<Inode>> inodes_;
-  std::unordered_map<uint64_t, Handle> handles_;
-  uint64_t next_fh_ = 1;
-  uint64_t file_handles_ = 0;  // entries of handles_ that are files
+  InodeTable inodes_;    // lock order: fuse/inode_table.h
+  HandleTable handles_;
 };
 
 // Nanoseconds since the epoch <-> timespec.

@@ -1,6 +1,9 @@
-// Small helpers shared by the files that implement pfsfuse::Volume (volume.cc: inode table,
-// leases, attributes, file I/O; volume_names.cc: lookups and namespace changes; volume_dir.cc:
-// directory streams). Not part of the Volume's contract.
+// Small helpers shared by the files that implement pfsfuse::Volume (volume.cc: inode table
+// glue, leases, attributes, xattrs, lifecycle; volume_io.cc: open/read/write/flush/release;
+// volume_names.cc: lookups and namespace changes; volume_dir.cc: directory streams;
+// volume_posix.cc: POSIX gaps and special files). Not part of the Volume's contract.
+// Pure functions: no locks, no I/O (the rule for the Volume's locks: fuse/volume.h and
+// fuse/inode_table.h).
 #pragma once
 
 #include <sys/stat.h>

@@ -43,8 +43,7 @@ Result<Entry> Volume::EntryFor(uint64_t ino) {
   cache::AttrCache::Fill fill = attr_cache_->Begin();
   auto st = Stat(ino);
   if (!st.ok()) {
-    std::lock_guard<std::mutex> l(mu_);
-    MaybeDropLocked(ino);
+    MaybeDrop(ino);
     return st.error();
   }
   attr_cache_->PutAttr(fill, *st);
@@ -55,7 +54,7 @@ Entry Volume::Referenced(const j::StatStruct& s, std::chrono::nanoseconds age,
                          std::chrono::nanoseconds cap) {
   auto n = GetInode(static_cast<uint64_t>(s.StatInodeNumber));
   {
-    std::lock_guard<std::mutex> l(mu_);
+    std::lock_guard<std::mutex> l(n->mu);
     n->nlookup++;
     n->type = s.FileMode & S_IFMT;
   }
@@ -118,11 +117,7 @@ Result<uint64_t> Volume::LookupIno(uint64_t parent, const std::string& name) {
 
 Result<std::optional<uint64_t>> Volume::InoIfNeeded(uint64_t parent, const std::string& name) {
   if (auto known = attr_cache_->NameIno(parent, name); known && *known != 0) return known;
-  bool open_here = false;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    open_here = file_handles_ > 0;
-  }
+  const bool open_here = handles_.FileCount() > 0;
   // The inode only matters when it is open here (hidden rename) or has unflushed data.
   if (!open_here && data_.DirtyInodes().empty()) return std::optional<uint64_t>();
   auto ino = LookupIno(parent, name);
@@ -131,10 +126,9 @@ Result<std::optional<uint64_t>> Volume::InoIfNeeded(uint64_t parent, const std::
 }
 
 Result<uint32_t> Volume::TypeOf(uint64_t ino) {
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = inodes_.find(ino);
-    if (it != inodes_.end() && it->second->type != 0) return it->second->type;
+  if (auto n = FindInode(ino)) {
+    std::lock_guard<std::mutex> l(n->mu);
+    if (n->type != 0) return n->type;
   }
   if (auto hit = attr_cache_->GetAttr(ino)) return hit->stat.FileMode & S_IFMT;
   auto st = Stat(ino);
@@ -145,6 +139,23 @@ Result<uint32_t> Volume::TypeOf(uint64_t ino) {
 // ---------------------------------------------------------------------------------------------
 // Creations
 
+Caller Volume::NewOwner(const Caller& caller, uint64_t parent, bool* parent_sgid) {
+  Caller owner = caller;  // set-gid parent: its group (special files)
+  owner.gid = InheritedGid(parent, caller.gid, parent_sgid);
+  return owner;
+}
+
+Status Volume::KeepNewSpecialBits(uint64_t ino, uint32_t type, uint32_t mode) {
+  if ((mode & kSpecialBits) == 0) return base::Ok();  // the ordinary case: nothing to keep
+  auto n = GetInode(ino);
+  {
+    std::lock_guard<std::mutex> l(n->mu);
+    n->special_bits = mode & kSpecialBits;
+    n->type = type;
+  }
+  return PersistSpecialBits(ino, mode);  // special bits
+}
+
 Result<std::pair<Entry, OpenReply>> Volume::Create(const Caller& caller, uint64_t parent,
                                                    const std::string& name, uint32_t mode,
                                                    int flags) {
@@ -152,8 +163,7 @@ Result<std::pair<Entry, OpenReply>> Volume::Create(const Caller& caller, uint64_
   req.InodeNumber = static_cast<int64_t>(parent);
   req.Basename = name;
   req.UserID = static_cast<int32_t>(caller.uid);
-  Caller owner = caller;  // set-gid parent: its group (special files)
-  owner.gid = InheritedGid(parent, caller.gid, nullptr);
+  const Caller owner = NewOwner(caller, parent, nullptr);
   req.GroupID = static_cast<int32_t>(owner.gid);
   req.FileMode = mode & 0777;
   auto r = meta_.Create(req);
@@ -174,7 +184,7 @@ Result<std::pair<Entry, OpenReply>> Volume::Create(const Caller& caller, uint64_
   const uint64_t ino = static_cast<uint64_t>(r->InodeNumber);
   auto n = GetInode(ino);
   {
-    std::lock_guard<std::mutex> l(mu_);
+    std::lock_guard<std::mutex> l(n->mu);
     n->special_bits = mode & kSpecialBits;
     n->open_count++;
     // Empty, as we just made it. No lease is taken here (a file only created and closed never
@@ -201,23 +211,14 @@ Result<Entry> Volume::Mknod(const Caller& caller, uint64_t parent, const std::st
   req.InodeNumber = static_cast<int64_t>(parent);
   req.Basename = name;
   req.UserID = static_cast<int32_t>(caller.uid);
-  Caller owner = caller;  // set-gid parent: its group (special files)
-  owner.gid = InheritedGid(parent, caller.gid, nullptr);
+  const Caller owner = NewOwner(caller, parent, nullptr);
   req.GroupID = static_cast<int32_t>(owner.gid);
   req.FileMode = mode & 0777;
   auto r = meta_.Create(req);
   if (!r.ok()) return r.error();
   DirModified(parent, 0);
   uint64_t ino = static_cast<uint64_t>(r->InodeNumber);
-  if (mode & kSpecialBits) {
-    auto n = GetInode(ino);
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      n->special_bits = mode & kSpecialBits;
-      n->type = S_IFREG;
-    }
-    PFS_RETURN_IF_ERROR(PersistSpecialBits(ino, mode));  // special bits
-  }
+  PFS_RETURN_IF_ERROR(KeepNewSpecialBits(ino, S_IFREG, mode));
   return CreatedEntry(ino, S_IFREG | (mode & 0777), owner, 1);
 }
 
@@ -228,8 +229,7 @@ Result<Entry> Volume::Mkdir(const Caller& caller, uint64_t parent, const std::st
   req.Basename = name;
   req.UserID = static_cast<int32_t>(caller.uid);
   bool parent_sgid = false;  // special bits: set-gid parent -> its group, and the bit
-  Caller owner = caller;
-  owner.gid = InheritedGid(parent, caller.gid, &parent_sgid);
+  const Caller owner = NewOwner(caller, parent, &parent_sgid);
   if (parent_sgid) mode |= S_ISGID;
   req.GroupID = static_cast<int32_t>(owner.gid);
   req.FileMode = mode & 0777;
@@ -237,15 +237,7 @@ Result<Entry> Volume::Mkdir(const Caller& caller, uint64_t parent, const std::st
   if (!r.ok()) return r.error();
   DirModified(parent, +1);  // the new directory's ".." links the parent
   uint64_t ino = static_cast<uint64_t>(r->InodeNumber);
-  if (mode & kSpecialBits) {
-    auto n = GetInode(ino);
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      n->special_bits = mode & kSpecialBits;
-      n->type = S_IFDIR;
-    }
-    PFS_RETURN_IF_ERROR(PersistSpecialBits(ino, mode));  // special bits
-  }
+  PFS_RETURN_IF_ERROR(KeepNewSpecialBits(ino, S_IFDIR, mode));
   return CreatedEntry(ino, S_IFDIR | (mode & 0777), owner, 2);
 }
 
@@ -282,14 +274,34 @@ Result<Entry> Volume::Link(uint64_t ino, uint64_t new_parent, const std::string&
 Result<bool> Volume::HideIfOpen(uint64_t parent, const std::string& name, uint64_t ino) {
   auto n = FindInode(ino);
   if (!n) return false;
-  std::unique_lock<std::shared_mutex> io(n->io_mu);
   {
-    std::lock_guard<std::mutex> l(mu_);
+    // One hiding at a time; RELEASE waits for it (InodeState::hiding), so the last close
+    // either comes first (nothing to hide) or sees `hidden`.
+    std::unique_lock<std::mutex> l(n->mu);
+    n->WaitNotHiding(l);
     if (n->open_count == 0 || n->hidden) return false;
+    n->hiding = true;
   }
+  auto done = [&n](bool hidden) {
+    {
+      std::lock_guard<std::mutex> l(n->mu);
+      n->hiding = false;
+      if (hidden) {
+        n->hidden = true;
+        n->hidden_parent = kRootIno;
+      }
+    }
+    n->cv.notify_all();
+  };
   auto st = Stat(ino);
-  if (!st.ok()) return st.error();
-  if (!S_ISREG(st->FileMode) || st->NumLinks > 1) return false;
+  if (!st.ok()) {
+    done(false);
+    return st.error();
+  }
+  if (!S_ISREG(st->FileMode) || st->NumLinks > 1) {
+    done(false);
+    return false;
+  }
   j::RenameRequest req;
   req.SrcDirInodeNumber = static_cast<int64_t>(parent);
   req.SrcBasename = name;
@@ -298,13 +310,14 @@ Result<bool> Volume::HideIfOpen(uint64_t parent, const std::string& name, uint64
   req.DstDirInodeNumber = static_cast<int64_t>(kRootIno);
   req.DstBasename = HiddenName(ino);
   auto r = meta_.Rename(req);
-  if (!r.ok()) return r.error();
+  if (!r.ok()) {
+    done(false);
+    return r.error();
+  }
   DirModified(parent, 0);
   DirModified(kRootIno, 0);
   Changed(ino);
-  std::lock_guard<std::mutex> l(mu_);
-  n->hidden = true;
-  n->hidden_parent = kRootIno;
+  done(true);
   if (hidden_renames_) hidden_renames_->Inc();
   return true;
 }

@@ -34,13 +34,10 @@ void Volume::FinishStat(struct stat& st) {
   const uint64_t ino = static_cast<uint64_t>(st.st_ino);
   bool hidden = false;
   uint64_t atime_local = 0;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = inodes_.find(ino);
-    if (it != inodes_.end()) {
-      hidden = it->second->hidden;
-      atime_local = it->second->atime_local_ns;
-    }
+  if (auto n = FindInode(ino)) {
+    std::lock_guard<std::mutex> l(n->mu);
+    hidden = n->hidden;
+    atime_local = n->atime_local_ns;
   }
   // Kept alive under a hidden name until its last close, but no longer linked for the
   // application (unlink, or replaced by rename).
@@ -57,21 +54,10 @@ void Volume::FinishStat(struct stat& st) {
 }
 
 std::optional<struct stat> Volume::OpenDirAttrs(uint64_t parent, const std::string& name) {
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    bool any = std::any_of(handles_.begin(), handles_.end(),
-                           [](const auto& h) { return h.second.dir; });
-    if (!any) return std::nullopt;  // the usual case: no RPC at all
-  }
+  if (!handles_.AnyDir()) return std::nullopt;  // the usual case: no RPC at all
   auto ino = LookupIno(parent, name);
   if (!ino.ok()) return std::nullopt;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    bool open = std::any_of(handles_.begin(), handles_.end(), [&](const auto& h) {
-      return h.second.dir && h.second.ino == *ino;
-    });
-    if (!open) return std::nullopt;
-  }
+  if (!handles_.DirOpen(*ino)) return std::nullopt;
   auto s = Stat(*ino);
   if (!s.ok() || !S_ISDIR(s->FileMode)) return std::nullopt;
   return ToStat(*s);
@@ -79,7 +65,7 @@ std::optional<struct stat> Volume::OpenDirAttrs(uint64_t parent, const std::stri
 
 void Volume::KeepRemovedDir(const struct stat& st) {
   auto n = GetInode(static_cast<uint64_t>(st.st_ino));
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::mutex> l(n->mu);
   n->removed_dir = true;
   n->removed_attr = st;
   n->removed_attr.st_nlink = 0;
@@ -87,11 +73,12 @@ void Volume::KeepRemovedDir(const struct stat& st) {
 }
 
 std::optional<AttrReply> Volume::RemovedDirAttr(uint64_t ino) {
-  std::lock_guard<std::mutex> l(mu_);
-  auto it = inodes_.find(ino);
-  if (it == inodes_.end() || !it->second->removed_dir) return std::nullopt;
+  auto n = FindInode(ino);
+  if (!n) return std::nullopt;
+  std::lock_guard<std::mutex> l(n->mu);
+  if (!n->removed_dir) return std::nullopt;
   AttrReply r;
-  r.attr = it->second->removed_attr;
+  r.attr = n->removed_attr;
   r.attr_timeout = 0;
   return r;
 }
@@ -106,7 +93,7 @@ void Volume::NoteAtimeAtOpen(Inode& n, const j::StatStruct& s) {
 void Volume::MaybeUpdateAtime(Inode& n) {
   const uint64_t now = NowNs();
   {
-    std::lock_guard<std::mutex> l(mu_);
+    std::lock_guard<std::mutex> l(n.mu);
     if (!n.atime_due) return;
     n.atime_due = false;
     n.atime_local_ns = now;
@@ -115,7 +102,7 @@ void Volume::MaybeUpdateAtime(Inode& n) {
   const uint64_t ino = n.ino;
   uint64_t atime = 0;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    std::lock_guard<std::mutex> l(n.mu);
     atime = n.atime_local_ns;
   }
   Changed(ino);
@@ -137,7 +124,7 @@ void Volume::ApplySpecial(uint64_t ino, struct stat& st) {
   auto n = FindInode(ino);
   std::optional<SpecialMode> m;
   if (n) {
-    std::lock_guard<std::mutex> l(mu_);
+    std::lock_guard<std::mutex> l(n->mu);
     n->gid = st.st_gid;
     if (n->special_known && n->special_ctime_ns == ctime) m = n->special;
   }
@@ -160,7 +147,7 @@ void Volume::ApplySpecial(uint64_t ino, struct stat& st) {
       return;  // transient: no overlay now, retried at the next stat
     }
     if (n) {
-      std::lock_guard<std::mutex> l(mu_);
+      std::lock_guard<std::mutex> l(n->mu);
       n->marked = true;
       n->special_known = true;
       n->special_ctime_ns = ctime;
@@ -201,7 +188,7 @@ Status Volume::WriteSpecial(uint64_t ino, SpecialMode m, bool marked, bool fresh
   }
   auto n = GetInode(ino);
   {
-    std::lock_guard<std::mutex> l(mu_);
+    std::lock_guard<std::mutex> l(n->mu);
     n->marked = true;
     n->special_known = true;
     n->special_ctime_ns = 0;  // our change moved ctime: read again at the next stat
@@ -216,11 +203,10 @@ Status Volume::PersistSpecialBits(uint64_t ino, uint32_t mode) {
   const uint32_t bits = mode & kModeSpecialBits;
   bool marked = false;
   SpecialMode m;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = inodes_.find(ino);
-    if (it != inodes_.end()) {
-      Inode& n = *it->second;
+  if (auto found = FindInode(ino)) {
+    Inode& n = *found;
+    std::lock_guard<std::mutex> l(n.mu);
+    {
       marked = n.marked;
       if (n.special_known) m = n.special;
       if (m.type == 0) m.type = n.type;
@@ -251,7 +237,7 @@ Result<Entry> Volume::MknodSpecial(const Caller& caller, uint64_t parent, const 
   m.rdev = (m.type == S_IFCHR || m.type == S_IFBLK) ? static_cast<uint64_t>(rdev) : 0;
   {
     auto n = GetInode(ino);
-    std::lock_guard<std::mutex> l(mu_);
+    std::lock_guard<std::mutex> l(n->mu);
     n->type = S_IFREG;  // what the server has
   }
   Status w = WriteSpecial(ino, m, false, /*fresh=*/true);
@@ -262,8 +248,7 @@ Result<Entry> Volume::MknodSpecial(const Caller& caller, uint64_t parent, const 
     u.Basename = name;
     (void)meta_.Unlink(u);
     DirChanged(parent);
-    std::lock_guard<std::mutex> l(mu_);
-    MaybeDropLocked(ino);
+    MaybeDrop(ino);
     return w.error();
   }
   return EntryFor(ino);
@@ -274,11 +259,11 @@ uint32_t Volume::InheritedGid(uint64_t parent, uint32_t caller_gid, bool* parent
   uint32_t gid = caller_gid;
   bool sgid = false;
   {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = inodes_.find(parent);
-    if (it == inodes_.end()) return caller_gid;
-    sgid = (it->second->special_bits & S_ISGID) != 0;
-    gid = it->second->gid;
+    auto n = FindInode(parent);
+    if (!n) return caller_gid;
+    std::lock_guard<std::mutex> l(n->mu);
+    sgid = (n->special_bits & S_ISGID) != 0;
+    gid = n->gid;
   }
   if (!sgid) return caller_gid;  // the ordinary case: no RPC
   if (auto s = Stat(parent); s.ok()) gid = s->GroupID;
@@ -287,9 +272,10 @@ uint32_t Volume::InheritedGid(uint64_t parent, uint32_t caller_gid, bool* parent
 }
 
 uint64_t Volume::KeepAtimeMark(uint64_t ino, uint64_t atime_ns) {
-  std::lock_guard<std::mutex> l(mu_);
-  auto it = inodes_.find(ino);
-  if (it == inodes_.end() || !it->second->marked) return atime_ns;
+  auto n = FindInode(ino);
+  if (!n) return atime_ns;
+  std::lock_guard<std::mutex> l(n->mu);
+  if (!n->marked) return atime_ns;
   return MarkAtime(atime_ns);
 }
 
