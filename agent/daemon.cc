@@ -596,6 +596,7 @@ int Run(const AgentConfig& config, const RunOptions& run) {
   mopts.mountpoint = config.FUSEMountPointPath;
   mopts.fsname = config.FUSEVolumeName;
   mopts.allow_other = config.FUSEAllowOther;
+  mopts.allow_devices = config.FUSEAllowDevices;
   mopts.max_write = config.FUSEMaxWrite;
   mopts.max_background = config.FUSEMaxBackground;
   mopts.congestion_threshold = config.FUSECongestionThreshhold;

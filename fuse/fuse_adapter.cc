@@ -694,6 +694,8 @@ std::vector<std::string> SessionArgs(const MountOptions& opts) {
   std::string o = "fsname=" + opts.fsname + ",subtype=PFSAgent";
   if (opts.default_permissions) o += ",default_permissions";
   if (opts.allow_other) o += ",allow_other";
+  // libfuse mounts nosuid,nodev by default; "dev" lifts nodev (emulated devices can be opened).
+  if (opts.allow_devices) o += ",dev";
   uint32_t max_io = std::min<uint32_t>(std::max<uint32_t>(opts.max_write, 4096), 1u << 20);
   o += ",max_read=" + std::to_string(max_io);
   argv_s.push_back("-o");

@@ -52,6 +52,7 @@ struct MountOptions {
   std::string mountpoint;
   std::string fsname = "CommonVolume";
   bool allow_other = false;
+  bool allow_devices = false;        // FUSEAllowDevices: mount without nodev (root only)
   bool default_permissions = true;
   uint32_t max_write = 1 << 20;      // FUSEMaxWrite (capped to 1 MiB, libfuse's buffer)
   uint32_t max_readahead = 1 << 20;
