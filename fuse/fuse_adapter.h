@@ -120,6 +120,15 @@ class FuseAdapter {
   void InvalidateAttrsNow(uint64_t ino);
   const MountOptions& options() const { return opts_; }
 
+  // O_TMPFILE (fuse/fuse_tmpfile.cc). libfuse 3.14 has no tmpfile operation: it would answer
+  // FUSE_TMPFILE with ENOSYS, after which the kernel refuses O_TMPFILE for good. So the session
+  // reads /dev/fuse through our custom I/O (fuse_session_custom_io, same descriptor, installed
+  // by Mount and Adopt): the read callback answers FUSE_TMPFILE itself (through the gate, on the
+  // worker thread that read it) and hands every other request to libfuse unchanged.
+  base::Status InstallTmpfileHook();
+  void ServeTmpfile(int fd, const void* request, size_t len);
+  static constexpr int kTmpfileOp = 31;  // index in the op metrics ("tmpfile")
+
   // Internal: request dispatch (public for the C callbacks in fuse_adapter.cc).
   struct Ops;
   Volume& volume() { return volume_; }
