@@ -654,3 +654,73 @@ TEST_CASE("posix e2e: plain readdir reports the type of emulated files it knows"
   CHECK((*c)["rpcs"].value("RpcGetXAttr", 0) == 0);
   CHECK(m.agent->Stop() == 0);
 }
+
+TEST_CASE("posix e2e: O_TMPFILE across a takeover", "[e2e][takeover]") {
+  Mount m;
+  const std::string mnt = m.agent->mnt();
+  // Held across the takeover, unnamed.
+  int fd = open(mnt.c_str(), O_TMPFILE | O_RDWR, 0600);
+  REQUIRE(fd >= 0);
+  REQUIRE(write(fd, "before", 6) == 6);
+  const std::string out = m.work + "/takeover.out";
+  pid_t tk = fork();
+  if (tk == 0) {
+    int o = open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (o >= 0) {
+      dup2(o, 1);
+      dup2(o, 2);
+    }
+    execl(PFS_AGENT_PATH, PFS_AGENT_PATH, "--takeover", m.agent->conf().c_str(), nullptr);
+    _exit(127);
+  }
+  REQUIRE(tk > 0);
+  int st = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (waitpid(tk, &st, WNOHANG) != tk) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(tk, SIGKILL);
+      waitpid(tk, &st, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 0);
+  CHECK(m.agent->ReapKeepMount(std::chrono::seconds(30)) == 0);
+  const std::string text = e2e::ReadText(out);
+  const auto pos = text.find("pfsagentd: pid ");
+  pid_t successor = pos == std::string::npos ? -1 : static_cast<pid_t>(std::stol(text.substr(pos + 15)));
+  INFO("takeover output:\n" << text);
+  REQUIRE(successor > 0);
+  // The successor serves the unnamed file (its hidden name came with the kernel state) ...
+  struct stat sb {};
+  CHECK(fstat(fd, &sb) == 0);
+  CHECK(sb.st_nlink == 0);
+  CHECK(linkat(AT_FDCWD, ("/proc/self/fd/" + std::to_string(fd)).c_str(), AT_FDCWD,
+               (mnt + "/kept").c_str(), AT_SYMLINK_FOLLOW) == 0);
+  REQUIRE(write(fd, " after", 6) == 6);
+  CHECK(close(fd) == 0);
+  auto got = e2e::ReadFile(mnt + "/kept");
+  CHECK((got.ok() && *got == "before after"));
+  // ... and answers new FUSE_TMPFILE requests on the adopted connection.
+  fd = open(mnt.c_str(), O_TMPFILE | O_RDWR, 0600);
+  CHECK(fd >= 0);
+  if (fd >= 0) {
+    CHECK(write(fd, "x", 1) == 1);
+    CHECK(close(fd) == 0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // RELEASE is asynchronous
+  CHECK(HiddenCount(*m.emu) == 0);
+  kill(successor, SIGTERM);
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (kill(successor, 0) == 0 && std::chrono::steady_clock::now() < deadline &&
+         e2e::IsMounted(mnt)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (e2e::IsMounted(mnt)) {
+    kill(successor, SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    umount2(mnt.c_str(), MNT_DETACH);
+  }
+  CHECK(!e2e::IsMounted(mnt));
+}
