@@ -8,7 +8,8 @@
 //
 // Mount: type fuse.PFSAgent (fsname = options.fsname, subtype PFSAgent), default_permissions
 // (the kernel checks permissions against the attributes we report), allow_other if asked,
-// max_write negotiated (max_pages follows) so 1 MiB writes arrive as one request.
+// nosuid and nodev (libfuse's defaults; allow_devices lifts nodev), max_write negotiated
+// (max_pages follows) so 1 MiB writes arrive as one request. O_TMPFILE: see InstallTmpfileHook.
 //
 // Kernel cache invalidation (leases): InvalidateInode queues the inode to a notifier thread that
 // calls fuse_lowlevel_notify_inval_inode (attributes + every cached page). It is asynchronous on

@@ -125,7 +125,8 @@ void FuseAdapter::ServeTmpfile(int fd, const void* request, size_t len) {
         SetValid(e.attr_timeout, &msg.entry.attr_valid, &msg.entry.attr_valid_nsec);
         FillAttr(e.attr, &msg.entry.attr);
         msg.open.fh = o.fh;
-        msg.open.open_flags = (o.direct_io ? FOPEN_DIRECT_IO : 0) | (o.keep_cache ? FOPEN_KEEP_CACHE : 0);
+        msg.open.open_flags =
+            (o.direct_io ? FOPEN_DIRECT_IO : 0) | (o.keep_cache ? FOPEN_KEEP_CACHE : 0);
         msg.h.len = sizeof(msg);
         msg.h.error = 0;
         if (!WriteReply(fd, &msg, sizeof(msg))) {

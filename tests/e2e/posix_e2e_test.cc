@@ -233,7 +233,8 @@ std::vector<std::string> ServerRootNames(EmulatorProcess& emu) {
   auto call = [&](const std::string& method, const nlohmann::json& params) {
     nlohmann::json body = {{"jsonrpc", "2.0"}, {"method", method}, {"id", 1},
                            {"params", nlohmann::json::array({params})}};
-    auto r = emulator::HttpRequest(emu.info().http_port, "PROXYFS", "/proxyfs/" + emu.info().account,
+    auto r = emulator::HttpRequest(emu.info().http_port, "PROXYFS",
+                                   "/proxyfs/" + emu.info().account,
                                    {{"X-Auth-Token", *token}, {"Content-Type", "application/json"}},
                                    body.dump());
     if (!r.ok() || r->status != 200) return nlohmann::json();
@@ -245,7 +246,8 @@ std::vector<std::string> ServerRootNames(EmulatorProcess& emu) {
   if (!m.is_object() || !m["result"].is_object()) return {"<no mount>"};
   const std::string id = m["result"]["MountID"].get<std::string>();
   auto d = call("Server.RpcReaddir",
-                {{"MountID", id}, {"InodeNumber", 1}, {"MaxEntries", 10000}, {"PrevDirEntName", ""}});
+                {{"MountID", id}, {"InodeNumber", 1}, {"MaxEntries", 10000},
+                 {"PrevDirEntName", ""}});
   if (!d.is_object() || !d["result"].is_object()) return {"<no readdir>"};
   for (const auto& e : d["result"]["DirEnts"]) names.push_back(e["Basename"].get<std::string>());
   (void)call("Server.RpcUnmount", {{"MountID", id}});
@@ -306,8 +308,9 @@ TEST_CASE("posix e2e: O_TMPFILE: an unnamed file that linkat names, nothing left
   CHECK((*c)["rpcs"].value("RpcRename", 0) == 1);
   REQUIRE(fstat(fd, &st) == 0);
   CHECK(st.st_nlink == 1);
-  // ... the new name cannot be linked again as an unnamed file would: a second name is RpcLink.
-  REQUIRE(linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, m.P("d/second").c_str(), AT_SYMLINK_FOLLOW) == 0);
+  // A second name of the now named file is an ordinary link (RpcLink).
+  REQUIRE(linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, m.P("d/second").c_str(),
+                 AT_SYMLINK_FOLLOW) == 0);
   REQUIRE(fstat(fd, &st) == 0);
   CHECK(st.st_nlink == 2);
   REQUIRE(unlink(m.P("d/second").c_str()) == 0);
@@ -689,7 +692,8 @@ TEST_CASE("posix e2e: O_TMPFILE across a takeover", "[e2e][takeover]") {
   CHECK(m.agent->ReapKeepMount(std::chrono::seconds(30)) == 0);
   const std::string text = e2e::ReadText(out);
   const auto pos = text.find("pfsagentd: pid ");
-  pid_t successor = pos == std::string::npos ? -1 : static_cast<pid_t>(std::stol(text.substr(pos + 15)));
+  const pid_t successor =
+      pos == std::string::npos ? -1 : static_cast<pid_t>(std::stol(text.substr(pos + 15)));
   INFO("takeover output:\n" << text);
   REQUIRE(successor > 0);
   // The successor serves the unnamed file (its hidden name came with the kernel state) ...
