@@ -8,9 +8,9 @@
 // splice callbacks are given), so every request passes through read().
 //
 // Limits: while a worker thread answers a FUSE_TMPFILE (RpcCreate + RpcRename), libfuse counts
-// it as idle, so it may start one worker less meanwhile. An INTERRUPT of a FUSE_TMPFILE is
-// kept by libfuse until the session ends (it never saw the request); the kernel sends one only
-// if the creating process gets a signal during those two RPCs.
+// it as idle, so it may start one worker less meanwhile. A FUSE_TMPFILE is never interrupted:
+// an INTERRUPT for it (the creating process got a signal during those two RPCs) finds no
+// request in libfuse, which handles it as for a request it has not seen yet.
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 #include <linux/fuse.h>
