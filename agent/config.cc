@@ -90,6 +90,7 @@ const KeyDef kKeys[] = {
     PFS_KEY_OPT(RetryRPCCACertFilePath),
     PFS_KEY_OPT(StateDirPath),
     PFS_KEY(FUSEAllowOther),
+    PFS_KEY(FUSEAllowDevices),
     PFS_KEY_OPT(HTTPServerControlToken),
 };
 

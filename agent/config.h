@@ -2,7 +2,7 @@
 //
 // Every member is named exactly like its INI key (spec/AGENT.md §3) so that grep finds both.
 // Defaults are the values of the original's shipped pfsagent.conf, except HTTPServerIPAddr
-// (127.0.0.1 instead of 0.0.0.0). FUSEAllowOther is an extra key of ours (default false).
+// (127.0.0.1 instead of 0.0.0.0). FUSEAllowOther and FUSEAllowDevices are extra keys of ours (default false).
 // docs/configuration.md documents every key, its bounds and the exit codes.
 //
 // Thread-safety: AgentConfig is a plain value type; LoadConfig and ConfigToJson are pure
@@ -26,6 +26,8 @@ struct AgentConfig {
   std::chrono::nanoseconds FUSEUnMountRetryDelay = std::chrono::milliseconds(100);
   uint64_t FUSEUnMountRetryCap = 100;
   bool FUSEAllowOther = false;  // ours: mount with allow_other (+ default_permissions).
+  // ours: mount without nodev (emulated char/block devices can be opened; needs root).
+  bool FUSEAllowDevices = false;
 
   // Auth plug-in.
   std::string PlugInPath = "pfsagentd-swift-auth-plugin";

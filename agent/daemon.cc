@@ -369,6 +369,7 @@ bool Agent::MountFuse() {
   mopts.mountpoint = config_.FUSEMountPointPath;
   mopts.fsname = config_.FUSEVolumeName;
   mopts.allow_other = config_.FUSEAllowOther;
+  mopts.allow_devices = config_.FUSEAllowDevices;
   mopts.max_write = config_.FUSEMaxWrite;
   mopts.max_background = config_.FUSEMaxBackground;
   mopts.congestion_threshold = config_.FUSECongestionThreshhold;

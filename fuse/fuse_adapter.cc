@@ -23,14 +23,16 @@ enum Op {
   kLookup, kForget, kGetattr, kSetattr, kReadlink, kMknod, kMkdir, kUnlink, kRmdir, kSymlink,
   kRename, kLink, kOpen, kRead, kWrite, kFlush, kRelease, kFsync, kOpendir, kReaddir,
   kReaddirplus, kReleasedir, kFsyncdir, kStatfs, kSetxattr, kGetxattr, kListxattr,
-  kRemovexattr, kAccess, kCreate, kFallocate, kNumOps
+  kRemovexattr, kAccess, kCreate, kFallocate, kTmpfile, kNumOps
 };
+static_assert(kTmpfile == FuseAdapter::kTmpfileOp);
 
 const char* const kOpNames[kNumOps] = {
     "lookup", "forget", "getattr", "setattr", "readlink", "mknod", "mkdir", "unlink",
     "rmdir", "symlink", "rename", "link", "open", "read", "write", "flush", "release",
     "fsync", "opendir", "readdir", "readdirplus", "releasedir", "fsyncdir", "statfs",
-    "setxattr", "getxattr", "listxattr", "removexattr", "access", "create", "fallocate"};
+    "setxattr", "getxattr", "listxattr", "removexattr", "access", "create", "fallocate",
+    "tmpfile"};
 
 FuseAdapter* Self(fuse_req_t req) { return static_cast<FuseAdapter*>(fuse_req_userdata(req)); }
 Volume& Vol(fuse_req_t req) { return Self(req)->volume(); }
@@ -694,6 +696,8 @@ std::vector<std::string> SessionArgs(const MountOptions& opts) {
   std::string o = "fsname=" + opts.fsname + ",subtype=PFSAgent";
   if (opts.default_permissions) o += ",default_permissions";
   if (opts.allow_other) o += ",allow_other";
+  // libfuse mounts nosuid,nodev by default; "dev" lifts nodev (emulated devices can be opened).
+  if (opts.allow_devices) o += ",dev";
   uint32_t max_io = std::min<uint32_t>(std::max<uint32_t>(opts.max_write, 4096), 1u << 20);
   o += ",max_read=" + std::to_string(max_io);
   argv_s.push_back("-o");
@@ -719,6 +723,7 @@ base::Status FuseAdapter::Adopt(int fd, const InitParams& init) {
     session_ = nullptr;
     return base::Error(EBADF, "adopting FUSE connection " + dev + " failed");
   }
+  PFS_RETURN_IF_ERROR(InstallTmpfileHook());  // O_TMPFILE: fuse/fuse_tmpfile.cc
   // Replay the kernel's INIT to libfuse (it sets up the session and calls OnInit); its reply
   // goes to the kernel under an id no request has and is dropped there.
   struct {
@@ -839,6 +844,7 @@ base::Status FuseAdapter::Mount() {
     return base::Error(EIO, "mounting FUSE at " + opts_.mountpoint + " failed");
   }
   mounted_ = true;
+  PFS_RETURN_IF_ERROR(InstallTmpfileHook());  // O_TMPFILE: fuse/fuse_tmpfile.cc
   StartNotifier();
   return base::Ok();
 }

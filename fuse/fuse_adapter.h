@@ -8,7 +8,8 @@
 //
 // Mount: type fuse.PFSAgent (fsname = options.fsname, subtype PFSAgent), default_permissions
 // (the kernel checks permissions against the attributes we report), allow_other if asked,
-// max_write negotiated (max_pages follows) so 1 MiB writes arrive as one request.
+// nosuid and nodev (libfuse's defaults; allow_devices lifts nodev), max_write negotiated
+// (max_pages follows) so 1 MiB writes arrive as one request. O_TMPFILE: see InstallTmpfileHook.
 //
 // Kernel cache invalidation (leases): InvalidateInode queues the inode to a notifier thread that
 // calls fuse_lowlevel_notify_inval_inode (attributes + every cached page). It is asynchronous on
@@ -57,6 +58,7 @@ struct MountOptions {
   std::string mountpoint;
   std::string fsname = "CommonVolume";
   bool allow_other = false;
+  bool allow_devices = false;        // FUSEAllowDevices: mount without nodev (root only)
   bool default_permissions = true;
   uint32_t max_write = 1 << 20;      // FUSEMaxWrite (capped to 1 MiB, libfuse's buffer)
   uint32_t max_readahead = 1 << 20;
@@ -123,6 +125,15 @@ class FuseAdapter {
   // Synchronous attribute-only invalidation (see the header comment); used by the OPEN handler.
   void InvalidateAttrsNow(uint64_t ino);
   const MountOptions& options() const { return opts_; }
+
+  // O_TMPFILE (fuse/fuse_tmpfile.cc). libfuse 3.14 has no tmpfile operation: it would answer
+  // FUSE_TMPFILE with ENOSYS, after which the kernel refuses O_TMPFILE for good. So the session
+  // reads /dev/fuse through our custom I/O (fuse_session_custom_io, same descriptor, installed
+  // by Mount and Adopt): the read callback answers FUSE_TMPFILE itself (through the gate, on the
+  // worker thread that read it) and hands every other request to libfuse unchanged.
+  base::Status InstallTmpfileHook();
+  void ServeTmpfile(int fd, const void* request, size_t len);
+  static constexpr int kTmpfileOp = 31;  // index in the op metrics ("tmpfile")
 
   // Internal: request dispatch (public for the C callbacks in fuse_adapter.cc).
   struct Ops;

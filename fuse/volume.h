@@ -185,9 +185,10 @@ struct OpenReply {
 struct DirEntryOut {
   std::string name;
   uint64_t ino = 0;
-  uint32_t type = 0;      // S_IFDIR / S_IFREG / S_IFLNK (mode type bits)
+  uint32_t type = 0;      // S_IFDIR / S_IFREG / S_IFLNK (mode type bits); 0 = DT_UNKNOWN
   int64_t next_off = 0;   // offset to resume after this entry
   std::optional<Entry> entry;  // readdirplus only
+  bool marked = false;  // plain readdir: the batch's attributes show the special-file mark
 };
 
 // What is not (yet) persisted, for shutdown reports.
@@ -250,6 +251,14 @@ class Volume {
   base::Status Fsync(uint64_t ino, uint64_t fh, bool datasync);
   // fallocate: always EOPNOTSUPP.
   base::Status Fallocate(uint64_t ino, uint64_t fh, int mode, uint64_t off, uint64_t len);
+
+  // --- O_TMPFILE (fuse/tmpfile.cc) ---
+  // FUSE_TMPFILE: an open regular file without a name (fstat nlink 0). It lives on the server
+  // under the hidden name of an unlinked open file (kHiddenPrefix<ino> in the root, hidden from
+  // readdir) and is removed at its last Release unless Link gave it a name. `parent` is the
+  // directory the caller named (its set-gid group applies). RPCs: RpcCreate + RpcRename.
+  base::Result<std::pair<Entry, OpenReply>> Tmpfile(const Caller& caller, uint64_t parent,
+                                                    uint32_t mode, int flags);
 
   // --- directories ---
   base::Result<OpenReply> OpenDir(uint64_t ino);
@@ -392,6 +401,13 @@ class Volume {
   std::optional<struct stat> OpenDirAttrs(uint64_t parent, const std::string& name);
   void KeepRemovedDir(const struct stat& st);
   std::optional<AttrReply> RemovedDirAttr(uint64_t ino);  // set for a removed, open directory
+  // O_TMPFILE (fuse/tmpfile.cc): LINK of an inode that has no name (tmpfile, or unlinked while
+  // open) renames its hidden name to the new one; nullopt when `ino` is not such an inode.
+  base::Result<std::optional<Entry>> LinkHidden(uint64_t ino, uint64_t new_parent,
+                                                const std::string& new_name);
+  // Plain readdir (volume_posix.cc): the emulated type of entries the inode table knows;
+  // DT_UNKNOWN (0) for marked regular entries it does not know (no RPC). No lock held.
+  void ResolveDirTypes(std::vector<DirEntryOut>& out);
   // Special files (volume_posix.cc). ApplySpecial: `st` of a marked inode gets its recorded
   // type, rdev and bits (one RpcGetXAttr unless known for this ctime).
   void ApplySpecial(uint64_t ino, struct stat& st);

@@ -257,6 +257,10 @@ Result<Entry> Volume::Symlink(const Caller& caller, uint64_t parent, const std::
 }
 
 Result<Entry> Volume::Link(uint64_t ino, uint64_t new_parent, const std::string& new_name) {
+  if (auto h = LinkHidden(ino, new_parent, new_name); !h.ok() || *h) {  // O_TMPFILE: tmpfile.cc
+    if (!h.ok()) return h.error();
+    return **h;
+  }
   j::LinkRequest req;
   req.InodeNumber = static_cast<int64_t>(new_parent);
   req.Basename = new_name;

@@ -271,6 +271,23 @@ uint32_t Volume::InheritedGid(uint64_t parent, uint32_t caller_gid, bool* parent
   return gid;
 }
 
+void Volume::ResolveDirTypes(std::vector<DirEntryOut>& out) {
+  // The server's listing says S_IFREG for emulated FIFOs, sockets and devices. Types never
+  // change, so what the table learnt once (mknod here, a stat of a marked inode) stays true; a
+  // marked entry nobody stat'ed yet is DT_UNKNOWN, which makes find/ls ask lstat (one
+  // RpcGetXAttr then) instead of trusting DT_REG. Ordinary entries: no RPC, no change.
+  std::lock_guard<std::mutex> l(mu_);
+  for (DirEntryOut& e : out) {
+    if (e.type != S_IFREG) continue;
+    auto it = inodes_.find(e.ino);
+    if (it != inodes_.end() && it->second->special_known) {
+      if (IsEmulatedType(it->second->special.type)) e.type = it->second->special.type;
+    } else if (e.marked) {
+      e.type = 0;
+    }
+  }
+}
+
 uint64_t Volume::KeepAtimeMark(uint64_t ino, uint64_t atime_ns) {
   auto n = FindInode(ino);
   if (!n) return atime_ns;

@@ -179,6 +179,66 @@ TEST_CASE("unlink of an open file keeps it usable until the last release", "[vol
   CHECK(all->DirEnts.size() == 2);  // only . and ..
 }
 
+// The names of the root directory on the server (hidden ones included).
+std::vector<std::string> ServerRootNames(Env& env) {
+  swift::jrpcfs::ReaddirByLocRequest rq;
+  rq.InodeNumber = 1;
+  rq.MaxEntries = 1000;
+  auto all = env.md.ReaddirByLoc(rq);
+  REQUIRE(all.ok());
+  std::vector<std::string> names;
+  for (const auto& e : all->DirEnts) names.push_back(e.Basename);
+  return names;
+}
+
+TEST_CASE("O_TMPFILE: unnamed until linked (a rename, no RpcLink), gone at release otherwise",
+          "[volume][tmpfile]") {
+  Env env;
+  auto t = env.vol->Tmpfile(kRoot, pfsfuse::kRootIno, S_IFREG | 0640, O_RDWR);
+  REQUIRE(t.ok());
+  const uint64_t ino = t->first.ino;
+  const uint64_t fh = t->second.fh;
+  CHECK(S_ISREG(t->first.attr.st_mode));
+  CHECK(t->first.attr.st_nlink == 0);
+  const std::string hidden = std::string(pfsfuse::kHiddenPrefix) + std::to_string(ino);
+  CHECK(ServerRootNames(env) == std::vector<std::string>{".", "..", hidden});
+  REQUIRE(env.vol->Write(ino, fh, 0, "unnamed data").ok());
+  auto a = env.vol->GetAttr(ino);
+  REQUIRE(a.ok());
+  CHECK(a->attr.st_nlink == 0);
+  CHECK(a->attr.st_size == 12);
+  // A name that exists is never replaced.
+  auto [other, ofh] = CreateFile(env, "taken");
+  REQUIRE(env.vol->Release(other, ofh).ok());
+  CHECK(Errno(env.vol->Link(ino, pfsfuse::kRootIno, "taken")) == EEXIST);
+  auto l = env.vol->Link(ino, pfsfuse::kRootIno, "named");
+  REQUIRE(l.ok());
+  CHECK(l->ino == ino);
+  CHECK(l->attr.st_nlink == 1);
+  CHECK(l->attr.st_size == 12);  // the unflushed data counts
+  CHECK(ServerRootNames(env) == std::vector<std::string>{".", "..", "named", "taken"});
+  REQUIRE(env.vol->Flush(ino, fh).ok());
+  REQUIRE(env.vol->Release(ino, fh).ok());
+  env.Restart();
+  auto e = env.vol->Lookup(pfsfuse::kRootIno, "named");
+  REQUIRE(e.ok());
+  CHECK(e->attr.st_nlink == 1);
+  auto o = env.vol->Open(e->ino, O_RDONLY);
+  REQUIRE(o.ok());
+  CHECK(ReadAll(env, e->ino, o->fh) == "unnamed data");
+  REQUIRE(env.vol->Release(e->ino, o->fh).ok());
+
+  // Never linked: its data and its hidden name are gone after the last release.
+  auto u = env.vol->Tmpfile(kRoot, pfsfuse::kRootIno, S_IFREG | 0600, O_WRONLY);
+  REQUIRE(u.ok());
+  REQUIRE(env.vol->Write(u->first.ino, u->second.fh, 0, std::string(100000, 'u')).ok());
+  REQUIRE(env.vol->Release(u->first.ino, u->second.fh).ok());
+  CHECK(ServerRootNames(env) == std::vector<std::string>{".", "..", "named", "taken"});
+  swift::jrpcfs::GetStatRequest g;
+  g.InodeNumber = static_cast<int64_t>(u->first.ino);
+  CHECK(Errno(env.md.GetStat(g)) == ENOENT);
+}
+
 TEST_CASE("rename: flags, replacing files and empty directories", "[volume]") {
   Env env;
   auto [a, fa] = CreateFile(env, "a");

@@ -1,5 +1,6 @@
 // End-to-end tests of the last POSIX gaps (issue 16): nlink 0 of unlinked/replaced open files
-// and of removed open directories, st_blocks of sparse files, access-time updates, O_TMPFILE.
+// and of removed open directories, st_blocks of sparse files, access-time updates, O_TMPFILE,
+// devices with FUSEAllowDevices, d_type of emulated files in plain readdir.
 // The real pfsagentd mounts a pfs-emulator volume via FUSE. Needs root and /dev/fuse.
 #include <dirent.h>
 #include <fcntl.h>
@@ -7,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -19,7 +21,10 @@
 #include <filesystem>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "tests/e2e/agent_harness.h"
+#include "tests/emulator/emulator_process.h"
 
 namespace {
 
@@ -218,23 +223,214 @@ TEST_CASE("posix e2e: relatime updates atime after a read, once; noatime never",
   CHECK(n.agent->Stop() == 0);
 }
 
-TEST_CASE("posix e2e: O_TMPFILE is a clear refusal (libfuse 3.14 has no tmpfile operation)",
+namespace {
+
+// The names in the emulator's root directory, as the server has them (no agent filter).
+std::vector<std::string> ServerRootNames(EmulatorProcess& emu) {
+  std::vector<std::string> names;
+  auto token = emu.GetToken();
+  if (!token.ok()) return {"<no token>"};
+  auto call = [&](const std::string& method, const nlohmann::json& params) {
+    nlohmann::json body = {{"jsonrpc", "2.0"}, {"method", method}, {"id", 1},
+                           {"params", nlohmann::json::array({params})}};
+    auto r = emulator::HttpRequest(emu.info().http_port, "PROXYFS",
+                                   "/proxyfs/" + emu.info().account,
+                                   {{"X-Auth-Token", *token}, {"Content-Type", "application/json"}},
+                                   body.dump());
+    if (!r.ok() || r->status != 200) return nlohmann::json();
+    return nlohmann::json::parse(r->body, nullptr, false);
+  };
+  auto m = call("Server.RpcMountByAccountName",
+                {{"AccountName", emu.info().account}, {"MountOptions", 0}, {"AuthUserID", 0},
+                 {"AuthGroupID", 0}});
+  if (!m.is_object() || !m["result"].is_object()) return {"<no mount>"};
+  const std::string id = m["result"]["MountID"].get<std::string>();
+  auto d = call("Server.RpcReaddir",
+                {{"MountID", id}, {"InodeNumber", 1}, {"MaxEntries", 10000},
+                 {"PrevDirEntName", ""}});
+  if (!d.is_object() || !d["result"].is_object()) return {"<no readdir>"};
+  for (const auto& e : d["result"]["DirEnts"]) names.push_back(e["Basename"].get<std::string>());
+  (void)call("Server.RpcUnmount", {{"MountID", id}});
+  return names;
+}
+
+size_t HiddenCount(EmulatorProcess& emu) {
+  size_t n = 0;
+  for (const auto& name : ServerRootNames(emu)) {
+    if (name.rfind(".pfs_unlinked_", 0) == 0 || name[0] == '<') ++n;
+  }
+  return n;
+}
+
+std::string ReadFd(int fd) {
+  std::string out(4096, '\0');
+  ssize_t n = pread(fd, out.data(), out.size(), 0);
+  out.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("posix e2e: O_TMPFILE: an unnamed file that linkat names, nothing left behind",
           "[e2e]") {
   Mount m;
-  int fd = open(m.agent->mnt().c_str(), O_TMPFILE | O_RDWR, 0600);
-  int err = fd < 0 ? errno : 0;
-  if (fd >= 0) close(fd);
-  CHECK(err == EOPNOTSUPP);
-  // Named temporary files (the usual fallback) work.
-  char tmpl[256];
-  snprintf(tmpl, sizeof(tmpl), "%s/tmpXXXXXX", m.agent->mnt().c_str());
-  fd = mkstemp(tmpl);
+  REQUIRE(mkdir(m.P("d").c_str(), 0755) == 0);
+  REQUIRE(m.emu->Control("reset_counters").ok());
+  int fd = open(m.P("d").c_str(), O_TMPFILE | O_RDWR, 0640);
   REQUIRE(fd >= 0);
-  REQUIRE(write(fd, "t", 1) == 1);
-  REQUIRE(unlink(tmpl) == 0);
-  close(fd);
+  auto c = m.emu->Control("counters");
+  REQUIRE(c.ok());
+  // Cost of the open: RpcCreate + RpcRename (to the hidden name), nothing else.
+  CHECK((*c)["rpcs"].value("RpcCreate", 0) == 1);
+  CHECK((*c)["rpcs"].value("RpcRename", 0) == 1);
+  const std::string data = "written before the link";
+  REQUIRE(write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()));
+  struct stat st {};
+  REQUIRE(fstat(fd, &st) == 0);
+  CHECK(S_ISREG(st.st_mode));
+  CHECK((st.st_mode & 0777) == 0640);
+  CHECK(st.st_nlink == 0);
+  CHECK(ReadFd(fd) == data);
+  // Invisible in the listing while unnamed.
+  size_t entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(m.P("d"))) {
+    (void)e;
+    ++entries;
+  }
+  CHECK(entries == 0);
+  // Named through /proc/self/fd (any user may) ...
+  REQUIRE(m.emu->Control("reset_counters").ok());
+  const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+  REQUIRE(linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, m.P("d/named").c_str(), AT_SYMLINK_FOLLOW) == 0);
+  c = m.emu->Control("counters");
+  REQUIRE(c.ok());
+  CHECK((*c)["rpcs"].value("RpcLink", 0) == 0);
+  CHECK((*c)["rpcs"].value("RpcRename", 0) == 1);
+  REQUIRE(fstat(fd, &st) == 0);
+  CHECK(st.st_nlink == 1);
+  // A second name of the now named file is an ordinary link (RpcLink).
+  REQUIRE(linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, m.P("d/second").c_str(),
+                 AT_SYMLINK_FOLLOW) == 0);
+  REQUIRE(fstat(fd, &st) == 0);
+  CHECK(st.st_nlink == 2);
+  REQUIRE(unlink(m.P("d/second").c_str()) == 0);
+  const std::string more = ", and after";
+  REQUIRE(write(fd, more.data(), more.size()) == static_cast<ssize_t>(more.size()));
+  REQUIRE(close(fd) == 0);
+  auto got = e2e::ReadFile(m.P("d/named"));
+  REQUIRE(got.ok());
+  CHECK(*got == data + more);
+  REQUIRE(stat(m.P("d/named").c_str(), &st) == 0);
+  CHECK(st.st_nlink == 1);
+  CHECK(HiddenCount(*m.emu) == 0);
+
+  // AT_EMPTY_PATH (needs CAP_DAC_READ_SEARCH: we are root); an existing name is EEXIST.
+  fd = open(m.P("d").c_str(), O_TMPFILE | O_WRONLY, 0600);
+  REQUIRE(fd >= 0);
+  REQUIRE(write(fd, "e", 1) == 1);
+  CHECK(linkat(fd, "", AT_FDCWD, m.P("d/named").c_str(), AT_EMPTY_PATH) == -1);
+  CHECK(errno == EEXIST);
+  CHECK(linkat(fd, "", AT_FDCWD, m.P("d/empty_path").c_str(), AT_EMPTY_PATH) == 0);
+  REQUIRE(close(fd) == 0);
+  got = e2e::ReadFile(m.P("d/empty_path"));
+  REQUIRE(got.ok());
+  CHECK(*got == "e");
+
+  // O_EXCL: never linkable (the kernel refuses), and gone at close.
+  fd = open(m.P("d").c_str(), O_TMPFILE | O_RDWR | O_EXCL, 0600);
+  REQUIRE(fd >= 0);
+  REQUIRE(write(fd, "x", 1) == 1);
+  CHECK(linkat(AT_FDCWD, ("/proc/self/fd/" + std::to_string(fd)).c_str(), AT_FDCWD,
+               m.P("d/excl").c_str(), AT_SYMLINK_FOLLOW) == -1);
+  CHECK(errno == ENOENT);
+  CHECK(HiddenCount(*m.emu) == 1);  // alive under its hidden name while open
+  REQUIRE(close(fd) == 0);
+  CHECK(access(m.P("d/excl").c_str(), F_OK) != 0);
+
+  // Closed without a link: nothing remains on the server.
+  fd = open(m.agent->mnt().c_str(), O_TMPFILE | O_RDWR, 0600);
+  REQUIRE(fd >= 0);
+  std::string big(300000, 'z');
+  REQUIRE(write(fd, big.data(), big.size()) == static_cast<ssize_t>(big.size()));
+  REQUIRE(fsync(fd) == 0);
+  REQUIRE(close(fd) == 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // RELEASE is asynchronous
+  CHECK(HiddenCount(*m.emu) == 0);
+
+  // What the link made is there for every agent: after a restart and on a second agent.
+  REQUIRE(m.agent->Stop() == 0);
+  m.StartAgent();
+  got = e2e::ReadFile(m.P("d/named"));
+  REQUIRE(got.ok());
+  CHECK(*got == data + more);
+  std::string work2 = e2e::MakeTempDir("posix2");
+  REQUIRE(!work2.empty());
+  {
+    auto a2 = AgentProcess::Start(m.emu->info(), work2);
+    if (!a2.ok()) FAIL("second agent: " << a2.error().Message());
+    got = e2e::ReadFile((*a2)->Path("d/named"));
+    REQUIRE(got.ok());
+    CHECK(*got == data + more);
+    CHECK((*a2)->Stop() == 0);
+  }
+  std::error_code ec;
+  if (!e2e::IsMounted(work2 + "/mnt")) std::filesystem::remove_all(work2, ec);
   CHECK(m.agent->Stop() == 0);
 }
+
+TEST_CASE("posix e2e: devices open only with FUSEAllowDevices", "[e2e]") {
+  SECTION("default: nodev") {
+    Mount m;
+    REQUIRE(mknod(m.P("null").c_str(), S_IFCHR | 0666, makedev(1, 3)) == 0);
+    int fd = open(m.P("null").c_str(), O_RDWR);
+    int err = fd < 0 ? errno : 0;
+    if (fd >= 0) close(fd);
+    CHECK(err == EACCES);
+    CHECK(m.agent->Stop() == 0);
+  }
+  SECTION("FUSEAllowDevices: true") {
+    Mount m({"FUSEAllowDevices: true"});
+    REQUIRE(mknod(m.P("null").c_str(), S_IFCHR | 0666, makedev(1, 3)) == 0);
+    int fd = open(m.P("null").c_str(), O_RDWR);
+    REQUIRE(fd >= 0);
+    CHECK(write(fd, "discarded", 9) == 9);
+    char b[4];
+    CHECK(read(fd, b, sizeof(b)) == 0);  // /dev/null: end of file at once
+    close(fd);
+    struct stat st {};
+    REQUIRE(stat(m.P("null").c_str(), &st) == 0);
+    CHECK(S_ISCHR(st.st_mode));
+    CHECK(st.st_size == 0);  // the write reached the driver, not the volume
+    CHECK(m.agent->Stop() == 0);
+  }
+}
+
+namespace {
+
+// d_type of `name` in `dir` through getdents64 (plain READDIR: readdirplus is off by default);
+// -1 when not listed.
+int DirType(const std::string& dir, const std::string& name) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return -2;
+  alignas(8) char buf[8192];
+  int type = -1;
+  for (;;) {
+    long n = syscall(SYS_getdents64, fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    for (long off = 0; off < n;) {
+      // struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, char name[]
+      unsigned short reclen = 0;
+      memcpy(&reclen, buf + off + 16, sizeof(reclen));
+      const unsigned char t = static_cast<unsigned char>(buf[off + 18]);
+      if (name == buf + off + 19) type = t;
+      off += reclen;
+    }
+  }
+  close(fd);
+  return type;
+}
+
+}  // namespace
 
 namespace {
 
@@ -433,4 +629,102 @@ TEST_CASE("posix e2e: ordinary files cost no reserved-attribute RPC; a special f
   REQUIRE(c.ok());
   CHECK((*c)["rpcs"].value("RpcGetXAttr", 0) == 1);
   CHECK(m.agent->Stop() == 0);
+}
+
+TEST_CASE("posix e2e: plain readdir reports the type of emulated files it knows", "[e2e]") {
+  Mount m;
+  REQUIRE(mkdir(m.P("d").c_str(), 0755) == 0);
+  REQUIRE(mkfifo(m.P("d/fifo").c_str(), 0600) == 0);
+  REQUIRE(mknod(m.P("d/chr").c_str(), S_IFCHR | 0600, makedev(1, 3)) == 0);
+  REQUIRE(e2e::WriteFile(m.P("d/plain"), "p") == 0);
+  REQUIRE(mkdir(m.P("d/sub").c_str(), 0755) == 0);
+  // Created here: the inode table knows the type, no RPC.
+  CHECK(DirType(m.P("d"), "fifo") == DT_FIFO);
+  CHECK(DirType(m.P("d"), "chr") == DT_CHR);
+  CHECK(DirType(m.P("d"), "plain") == DT_REG);
+  CHECK(DirType(m.P("d"), "sub") == DT_DIR);
+  // A fresh agent knows nothing: the marked entries are DT_UNKNOWN (never DT_REG), at no RPC;
+  // tools then lstat them.
+  REQUIRE(m.agent->Stop() == 0);
+  m.StartAgent();
+  REQUIRE(m.emu->Control("reset_counters").ok());
+  CHECK(DirType(m.P("d"), "fifo") == DT_UNKNOWN);
+  CHECK(DirType(m.P("d"), "chr") == DT_UNKNOWN);
+  CHECK(DirType(m.P("d"), "plain") == DT_REG);
+  CHECK(DirType(m.P("d"), "sub") == DT_DIR);
+  auto c = m.emu->Control("counters");
+  REQUIRE(c.ok());
+  CHECK((*c)["rpcs"].value("RpcGetXAttr", 0) == 0);
+  CHECK(m.agent->Stop() == 0);
+}
+
+TEST_CASE("posix e2e: O_TMPFILE across a takeover", "[e2e][takeover]") {
+  Mount m;
+  const std::string mnt = m.agent->mnt();
+  // Held across the takeover, unnamed.
+  int fd = open(mnt.c_str(), O_TMPFILE | O_RDWR, 0600);
+  REQUIRE(fd >= 0);
+  REQUIRE(write(fd, "before", 6) == 6);
+  const std::string out = m.work + "/takeover.out";
+  pid_t tk = fork();
+  if (tk == 0) {
+    int o = open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (o >= 0) {
+      dup2(o, 1);
+      dup2(o, 2);
+    }
+    execl(PFS_AGENT_PATH, PFS_AGENT_PATH, "--takeover", m.agent->conf().c_str(), nullptr);
+    _exit(127);
+  }
+  REQUIRE(tk > 0);
+  int st = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (waitpid(tk, &st, WNOHANG) != tk) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(tk, SIGKILL);
+      waitpid(tk, &st, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 0);
+  CHECK(m.agent->ReapKeepMount(std::chrono::seconds(30)) == 0);
+  const std::string text = e2e::ReadText(out);
+  const auto pos = text.find("pfsagentd: pid ");
+  const pid_t successor =
+      pos == std::string::npos ? -1 : static_cast<pid_t>(std::stol(text.substr(pos + 15)));
+  INFO("takeover output:\n" << text);
+  REQUIRE(successor > 0);
+  // The successor serves the unnamed file (its hidden name came with the kernel state) ...
+  struct stat sb {};
+  CHECK(fstat(fd, &sb) == 0);
+  CHECK(sb.st_nlink == 0);
+  CHECK(linkat(AT_FDCWD, ("/proc/self/fd/" + std::to_string(fd)).c_str(), AT_FDCWD,
+               (mnt + "/kept").c_str(), AT_SYMLINK_FOLLOW) == 0);
+  REQUIRE(write(fd, " after", 6) == 6);
+  CHECK(close(fd) == 0);
+  auto got = e2e::ReadFile(mnt + "/kept");
+  CHECK((got.ok() && *got == "before after"));
+  // ... and answers new FUSE_TMPFILE requests on the adopted connection.
+  fd = open(mnt.c_str(), O_TMPFILE | O_RDWR, 0600);
+  CHECK(fd >= 0);
+  if (fd >= 0) {
+    CHECK(write(fd, "x", 1) == 1);
+    CHECK(close(fd) == 0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // RELEASE is asynchronous
+  CHECK(HiddenCount(*m.emu) == 0);
+  kill(successor, SIGTERM);
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (kill(successor, 0) == 0 && std::chrono::steady_clock::now() < deadline &&
+         e2e::IsMounted(mnt)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (e2e::IsMounted(mnt)) {
+    kill(successor, SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    umount2(mnt.c_str(), MNT_DETACH);
+  }
+  CHECK(!e2e::IsMounted(mnt));
 }

@@ -298,6 +298,7 @@ TEST_CASE("config: missing keys take the documented defaults", "[config]") {
   CHECK(agent::ConfigToJson(c, false) == agent::ConfigToJson(AgentConfig{}, false));
   CHECK(c.HTTPServerIPAddr == "127.0.0.1");
   CHECK(c.FUSEAllowOther == false);
+  CHECK(c.FUSEAllowDevices == false);
   CHECK(c.PlugInEnvValue.empty());
   CHECK(c.ReadCacheLineSize == 1048576);
   CHECK(c.FUSECongestionThreshhold == 0);
@@ -325,12 +326,13 @@ TEST_CASE("config: unknown keys and other sections are warnings naming file, lin
 TEST_CASE("config: bool words are case-insensitive", "[config]") {
   AgentConfig c = LoadText(
       "[Agent]\nLogToConsole = FALSE\nTraceEnabled = Yes\nReadDirPlusEnabled = oN\n"
-      "XAttrEnabled = true\nFUSEAllowOther = on\n");
+      "XAttrEnabled = true\nFUSEAllowOther = on\nFUSEAllowDevices = yes\n");
   CHECK_FALSE(c.LogToConsole);
   CHECK(c.TraceEnabled);
   CHECK(c.ReadDirPlusEnabled);
   CHECK(c.XAttrEnabled);
   CHECK(c.FUSEAllowOther);
+  CHECK(c.FUSEAllowDevices);
   c = LoadText("[Agent]\nLogToConsole = no\nTraceEnabled = off\nXAttrEnabled = False\n");
   CHECK_FALSE(c.LogToConsole);
   CHECK_FALSE(c.TraceEnabled);
@@ -485,9 +487,9 @@ TEST_CASE("config: ConfigToJson uses INI names and durations as a person writes 
   AgentConfig c;
   c.SwiftTimeout = 20s;
   auto j = nlohmann::json::parse(agent::ConfigToJson(c, true));
-  // 46 original keys + 3 RetryRPC* + FUSEAllowOther + control token + StateDirPath +
-  // CoherenceWindow + FlushOnClose + AtimeMode
-  CHECK(j.size() == 55);
+  // 46 original keys + 3 RetryRPC* + FUSEAllowOther + FUSEAllowDevices + control token +
+  // StateDirPath + CoherenceWindow + FlushOnClose + AtimeMode
+  CHECK(j.size() == 56);
   CHECK(j["StateDirPath"] == "/run/pfsagentd");
   CHECK(j["FlushOnClose"] == false);
   CHECK(j["CoherenceWindow"] == "40ms");
