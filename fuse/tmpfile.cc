@@ -68,7 +68,7 @@ Result<std::pair<Entry, OpenReply>> Volume::Tmpfile(const Caller& caller, uint64
   DirModified(kRootIno, 0);
   auto n = GetInode(ino);
   {
-    std::lock_guard<std::mutex> l(mu_);
+    std::lock_guard<std::mutex> l(n->mu);
     n->type = S_IFREG;
     n->special_bits = mode & internal::kSpecialBits;
     n->open_count++;
@@ -90,32 +90,47 @@ Result<std::optional<Entry>> Volume::LinkHidden(uint64_t ino, uint64_t new_paren
                                                 const std::string& new_name) {
   auto n = FindInode(ino);
   if (!n) return std::optional<Entry>();
-  // Exclusive io_mu: no Release (which would unlink the hidden name) runs meanwhile.
-  std::unique_lock<std::shared_mutex> io(n->io_mu);
   uint64_t hidden_parent = 0;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    // Marked as hiding (InodeState::hiding): a RELEASE waits for us before deciding whether its
+    // last close removes the hidden name; one hiding/naming at a time.
+    std::unique_lock<std::mutex> l(n->mu);
+    n->WaitNotHiding(l);
     if (!n->hidden) return std::optional<Entry>();
     hidden_parent = n->hidden_parent;
+    n->hiding = true;
   }
+  auto done = [&n](bool named) {
+    {
+      std::lock_guard<std::mutex> l(n->mu);
+      n->hiding = false;
+      if (named) {
+        n->hidden = false;
+        n->hidden_parent = 0;
+      }
+    }
+    n->cv.notify_all();
+  };
   // link() never replaces a name, rename does: the kernel looked the name up a moment before
   // (normally answered from the attribute cache, no RPC). A name another agent creates between
   // this check and the rename would be replaced (docs/semantics.md "O_TMPFILE").
   auto existing = LookupIno(new_parent, new_name);
-  if (existing.ok()) return Error(EEXIST, "link target exists");
-  if (existing.error().Errno() != ENOENT) return existing.error();
+  if (existing.ok() || existing.error().Errno() != ENOENT) {
+    done(false);
+    if (existing.ok()) return Error(EEXIST, "link target exists");
+    return existing.error();
+  }
   j::RenameRequest req;
   req.SrcDirInodeNumber = static_cast<int64_t>(hidden_parent);
   req.SrcBasename = HiddenName(ino);
   req.DstDirInodeNumber = static_cast<int64_t>(new_parent);
   req.DstBasename = new_name;
   auto r = meta_.Rename(req);
-  if (!r.ok()) return r.error();
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    n->hidden = false;
-    n->hidden_parent = 0;
+  if (!r.ok()) {
+    done(false);
+    return r.error();
   }
+  done(true);
   if (hidden_parent == new_parent) {
     DirModified(new_parent, 0);
   } else {
@@ -123,7 +138,6 @@ Result<std::optional<Entry>> Volume::LinkHidden(uint64_t ino, uint64_t new_paren
     DirModified(new_parent, 0);
   }
   Changed(ino);
-  io.unlock();
   auto e = EntryFor(ino);
   if (!e.ok()) return e.error();
   return std::optional<Entry>(*e);

@@ -151,16 +151,15 @@ Result<std::vector<DirEntryOut>> Volume::ReadDir(uint64_t ino, uint64_t fh, int6
                                                 : std::chrono::nanoseconds::max();
         e.entry = MakeEntry(cur->stats[i], served_age, cap);
         e.type = e.entry->attr.st_mode & S_IFMT;  // special files: the emulated type
-      } else if (i < ds.stats.size()) {
-        e.marked = IsAtimeMarked(ds.stats[i].ATimeNs);  // special files: ResolveDirTypes
+      } else if (i < cur->stats.size()) {
+        e.marked = IsAtimeMarked(cur->stats[i].ATimeNs);  // special files: ResolveDirTypes
       }
       out.push_back(std::move(e));
     }
     if (!out.empty() || (cur->eof && off >= cur->first)) break;
     off = cur->end;  // everything left in the batch was hidden: next batch
   }
-  l.unlock();
-  if (!plus) ResolveDirTypes(out);  // special files
+  if (!plus) ResolveDirTypes(out);  // special files (no lock held here)
   return out;
 }
 

@@ -276,12 +276,17 @@ void Volume::ResolveDirTypes(std::vector<DirEntryOut>& out) {
   // change, so what the table learnt once (mknod here, a stat of a marked inode) stays true; a
   // marked entry nobody stat'ed yet is DT_UNKNOWN, which makes find/ls ask lstat (one
   // RpcGetXAttr then) instead of trusting DT_REG. Ordinary entries: no RPC, no change.
-  std::lock_guard<std::mutex> l(mu_);
   for (DirEntryOut& e : out) {
     if (e.type != S_IFREG) continue;
-    auto it = inodes_.find(e.ino);
-    if (it != inodes_.end() && it->second->special_known) {
-      if (IsEmulatedType(it->second->special.type)) e.type = it->second->special.type;
+    bool known = false;
+    uint32_t type = 0;
+    if (auto n = FindInode(e.ino)) {
+      std::lock_guard<std::mutex> l(n->mu);
+      known = n->special_known;
+      type = n->special.type;
+    }
+    if (known) {
+      if (IsEmulatedType(type)) e.type = type;
     } else if (e.marked) {
       e.type = 0;
     }
