@@ -62,7 +62,7 @@ class UpcallRouter {
   LeaseBinding* binding_ = nullptr;
 };
 
-// [Agent] lease options.
+// [Agent] lease options; upcall_threads is 1 for now (see lease_binding.cc).
 lease::LeaseOptions LeaseOptionsFrom(const AgentConfig& config);
 
 class LeaseBinding final : public lease::Holder {
