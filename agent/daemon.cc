@@ -481,8 +481,8 @@ int Agent::Serve() {
   if (!released.ok()) {
     spdlog::warn("volume {}: releasing leases: {}", volname_, released.error().Message());
   }
-  // The rest is the members' teardown, in reverse order: watchdog, adapter, status server,
-  // lease work, Volume, DataCache, RpcUnmount, plug-in, signal listener.
+  // The rest is the members' teardown, in reverse order: takeover server, watchdog, status
+  // server, lease work, FUSE adapter, Volume, DataCache, RpcUnmount, plug-in, signal listener.
   return rc;
 }
 

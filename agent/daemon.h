@@ -176,11 +176,13 @@ class Agent {
   std::unique_ptr<cache::DataCache> data_;
   std::unique_ptr<LeaseBinding> leases_;  // bound to volume_ and adapter_ while they exist
   std::unique_ptr<pfsfuse::Volume> volume_;
-  TeardownStep stop_leases_;  // lease work stops before the Volume and the cache go away
-  std::atomic<pfsfuse::FuseAdapter*> ctl_adapter_{nullptr};  // pfsagentctl drop-caches
-  std::unique_ptr<StatusServer> status_;
+  // The FUSE adapter is made after the status server has started (a bind failure stops
+  // start-up before mounting) but goes after it and after the lease work stopped, as below.
   std::unique_ptr<pfsfuse::FuseAdapter> adapter_;
   TeardownStep forget_adapter_;  // nobody reaches the adapter once it goes
+  TeardownStep stop_leases_;  // lease work stops before the adapter, Volume and cache go away
+  std::atomic<pfsfuse::FuseAdapter*> ctl_adapter_{nullptr};  // pfsagentctl drop-caches
+  std::unique_ptr<StatusServer> status_;
   std::unique_ptr<TokenRetrier> token_retrier_;
   std::unique_ptr<Watchdog> watchdog_;
   std::unique_ptr<TakeoverServer> takeover_;

@@ -267,7 +267,12 @@ TEST_CASE("restart e2e: server restarts every 3 s for 30 s under a writer and a 
   CHECK(reader.reads.load() > 100);
   writer.Verify();
   // And what a fresh agent sees after an orderly stop.
-  REQUIRE(rig.agent->Stop() == 0);
+  {
+    const int stopped = rig.agent->Stop();
+    const std::string log = rig.agent->Log();
+    INFO("agent log tail after SIGTERM:\n" << log.substr(log.size() > 6000 ? log.size() - 6000 : 0));
+    REQUIRE(stopped == 0);
+  }
   rig.StartAgent();
   writer.Verify();
   WARN("restarts " << restarts << ", writer steps " << writer.steps.load() << ", reads "
