@@ -126,6 +126,10 @@ class AgentProcess {
         dup2(fd, 1);
         dup2(fd, 2);
       }
+      // Nothing else of the test process (files it has open on a mount, the ends of other
+      // children's pipes) may live on in the child: an inherited descriptor on the agent's mount
+      // keeps the mount busy, so an orderly unmount fails with EBUSY and hangs the agent.
+      close_range(3, ~0U, 0);
       // PFS_E2E_AGENT overrides the agent binary (e.g. to measure an older build).
       const char* bin = std::getenv("PFS_E2E_AGENT");
       if (bin == nullptr || *bin == '\0') bin = PFS_AGENT_PATH;

@@ -351,6 +351,7 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& out) {
       dup2(fd, 1);
       dup2(fd, 2);
     }
+    close_range(3, ~0U, 0);  // no descriptor of the test on the mount lives on (EBUSY at exit)
     std::vector<char*> argv;
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);

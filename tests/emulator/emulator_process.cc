@@ -122,6 +122,10 @@ base::Result<std::unique_ptr<EmulatorProcess>> EmulatorProcess::Start(
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);
     dup2(fds[1], STDOUT_FILENO);
+    // Nothing else of the test process (files it has open on a mount, the ends of other
+    // children's pipes) may live on in the child: an inherited descriptor on the agent's mount
+    // keeps the mount busy, so an orderly unmount fails with EBUSY and hangs the agent.
+    close_range(3, ~0U, 0);
     // Unblock everything the test process may have blocked.
     sigset_t all;
     sigemptyset(&all);
