@@ -613,6 +613,7 @@ void Agent::StartTakeoverServer() {
     spdlog::info("volume {}: handed over to pid {}; exiting without unmounting", volname_,
                  successor);
     spdlog::default_logger()->flush();
+    adapter_->ReleaseDrainedNotifier();
     _exit(0);
   };
   auto ts = TakeoverServer::Start(TakeoverSocketPath(state_->path()), std::move(th));

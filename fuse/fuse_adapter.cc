@@ -822,6 +822,11 @@ void FuseAdapter::EndDrain() {
   if (!r.ok()) spdlog::warn("after a failed handover: {}", r.error().Message());
 }
 
+void FuseAdapter::ReleaseDrainedNotifier() {
+  std::lock_guard<std::mutex> l(notify_mu_);
+  if (!notify_running_ && notifier_.joinable()) notifier_.detach();
+}
+
 int FuseAdapter::SessionFd() const {
   return session_ == nullptr ? -1 : fuse_session_fd(session_);
 }

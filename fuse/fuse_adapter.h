@@ -104,6 +104,9 @@ class FuseAdapter {
   base::Status BeginDrain(std::chrono::milliseconds timeout);
   // Serves again after a failed handover (and asks the kernel to resend what was dropped).
   void EndDrain();
+  // After a completed handover, just before the process exits without tearing down: the
+  // notifier stopped by BeginDrain (not joined there: it may be inside a kernel call) is let go.
+  void ReleaseDrainedNotifier();
   // The /dev/fuse descriptor of the session (-1 before Mount/Adopt).
   int SessionFd() const;
   InitParams init_params() const;
