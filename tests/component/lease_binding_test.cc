@@ -44,7 +44,7 @@ TEST_CASE("LeaseOptionsFrom maps the [Agent] lease keys") {
   CHECK(o.retry_delay == 1ms);
   CHECK(o.retry_backoff == 2.0);
   CHECK(o.retry_variance_pct == 10);
-  CHECK(o.upcall_threads == 1);
+  CHECK(o.upcall_threads == 4);
 }
 
 TEST_CASE("unbound binding: upcalls are serviced, flush is Ok, nothing else is called") {
