@@ -3,27 +3,16 @@
 #include <cerrno>
 #include <string>
 
+#include "base/ascii.h"
+
 namespace pfsfuse {
 
-namespace {
-
-bool EqualsNoCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
-}  // namespace
+using base::EqualsIgnoreAsciiCase;
 
 base::Result<AtimeMode> ParseAtimeMode(std::string_view s) {
-  if (EqualsNoCase(s, "relatime")) return AtimeMode::kRelatime;
-  if (EqualsNoCase(s, "noatime")) return AtimeMode::kNoatime;
-  if (EqualsNoCase(s, "strictatime")) return AtimeMode::kStrictatime;
+  if (EqualsIgnoreAsciiCase(s, "relatime")) return AtimeMode::kRelatime;
+  if (EqualsIgnoreAsciiCase(s, "noatime")) return AtimeMode::kNoatime;
+  if (EqualsIgnoreAsciiCase(s, "strictatime")) return AtimeMode::kStrictatime;
   return base::Error(EINVAL, "AtimeMode \"" + std::string(s) +
                                  "\" is not one of relatime, noatime, strictatime");
 }

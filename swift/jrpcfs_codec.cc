@@ -6,6 +6,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "base/ascii.h"
+
 namespace swift::jrpcfs {
 namespace {
 
@@ -648,18 +650,6 @@ int B64Val(char c) {
 
 }  // namespace
 
-namespace {
-bool AsciiEqualFold(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-}  // namespace
 
 const Json* FindMember(const Json& obj, const char* name) {
   // Not an object: no members (iterating an array or scalar and asking key() would throw;
@@ -668,7 +658,7 @@ const Json* FindMember(const Json& obj, const char* name) {
   auto it = obj.find(name);
   if (it != obj.end()) return &*it;
   for (auto jt = obj.begin(); jt != obj.end(); ++jt) {
-    if (AsciiEqualFold(jt.key(), name)) return &*jt;
+    if (base::EqualsIgnoreAsciiCase(jt.key(), name)) return &*jt;
   }
   return nullptr;
 }
